@@ -1,0 +1,39 @@
+# The README's two commands - `make notebooks` and `make test` - each do all of their own set-up.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(abspath $(VENV))/bin
+STAMP  := $(VENV)/.installed
+# The venv's tools come first, so Jupyter kernels start with the venv's Python.
+export PATH := $(BIN):$(PATH)
+# Headless: figures are drawn without a display (notebooks use the inline backend regardless).
+export MPLBACKEND ?= Agg
+
+.PHONY: notebooks test lab setup data clean
+
+notebooks: data  ## execute every notebook in place (sample profile), refreshing outputs and pictures/
+	SEG_PROFILE=sample $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+	    --ExecutePreprocessor.timeout=1800 --ExecutePreprocessor.record_timing=False \
+	    notebooks/[0-9][0-9]_*.ipynb
+
+test: data  ## unit tests, then every notebook under nbval (outputs must match what is committed)
+	$(BIN)/python -m pytest -q tests
+	SEG_PROFILE=sample $(BIN)/python -m pytest -q --nbval --nbval-current-env notebooks
+
+lab: setup  ## Jupyter Lab in the project's environment
+	$(BIN)/jupyter lab notebooks
+
+setup: $(STAMP)
+
+# d2l goes in with --no-deps: its pins (numpy 1.23.5, ...) do not install on Python 3.12+.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e ".[book,dev]"
+	$(BIN)/python -m pip install --quiet --no-deps "d2l==1.0.3"
+	$(BIN)/python -c "import torch, torchvision, d2l, matplotlib.pyplot; print('torch', torch.__version__, '| torchvision', torchvision.__version__)"
+	touch $(STAMP)
+
+data: setup  ## the offline sample datasets (a no-op once built)
+	PYTHON=$(BIN)/python bash download_data.sh sample
+
+clean:  ## remove the environment and generated data (downloaded real data stays)
+	rm -rf $(VENV) data/sample

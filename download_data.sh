@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# Fetch the course's datasets into data/ (or $SEG_DATA), or build the offline sample.
+set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+Usage: bash download_data.sh [sample|voc|voc-aug|cityscapes|--help]
+
+  sample      (default) build the offline VOC-format sample in data/sample (no network, ~20 s)
+  voc         PASCAL VOC 2012 trainval (2 GB): d2l's mirror first, the official host as fallback;
+              resumes a partial download, verifies the checksum, extracts to data/VOCdevkit/VOC2012
+  voc-aug     SBD (1.4 GB) -> data/VOCdevkit/VOC2012/SegmentationClassAug + train_aug.txt
+              (10,582 training images); runs `voc` first if needed
+  cityscapes  explains the login-protected Cityscapes download
+
+Running a command again when its data is complete does nothing.
+
+Environment:
+  SEG_DATA          data root (default: data/ next to this script)
+  PYTHON            interpreter with seg_common installed (default: .venv/bin/python, else python3)
+  VOC_URL, VOC_SHA1, VOC_FALLBACK_URL, VOC_FALLBACK_MD5, SBD_URL, SBD_MD5
+                    override the mirrors and their checksums
+  VOC_NEED_MB, SBD_NEED_MB   free disk space required before downloading
+  KEEP_ARCHIVES=1   keep the downloaded archives after extraction
+EOF
+}
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+DATA="${SEG_DATA:-$HERE/data}"
+if [ -z "${PYTHON:-}" ]; then
+    if [ -x "$HERE/.venv/bin/python" ]; then PYTHON="$HERE/.venv/bin/python"; else PYTHON=python3; fi
+fi
+DOWNLOADS="$DATA/downloads"
+
+VOC_URL="${VOC_URL:-http://d2l-data.s3-accelerate.amazonaws.com/VOCtrainval_11-May-2012.tar}"
+VOC_SHA1="${VOC_SHA1:-4e443f8a2eca6b1dac8a6c57641b67dd40621a49}"
+VOC_FALLBACK_URL="${VOC_FALLBACK_URL:-http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar}"
+VOC_FALLBACK_MD5="${VOC_FALLBACK_MD5:-6cd6e144f989b92b3379bac3b3de84fd}"
+VOC_NEED_MB="${VOC_NEED_MB:-4500}"       # 2.0 GB archive + 2.0 GB extracted
+SBD_URL="${SBD_URL:-http://www.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/semantic_contours/benchmark.tgz}"
+SBD_MD5="${SBD_MD5:-82b4d87ceb2ed10f6038a1cba92111cb}"
+SBD_NEED_MB="${SBD_NEED_MB:-3000}"       # 1.4 GB archive + the labels extracted
+
+die() { echo "error: $*" >&2; exit 1; }
+say() { echo "[download_data] $*"; }
+
+need_disk() {  # need_disk MB: fail early when the data folder's disk has too little room
+    local need_mb=$1 free_kb
+    mkdir -p "$DATA"
+    free_kb=$(df -Pk "$DATA" | awk 'NR == 2 {print $4}')
+    if [ "$free_kb" -lt $((need_mb * 1024)) ]; then
+        die "not enough disk space in $DATA: $((free_kb / 1024)) MB free, $need_mb MB needed. Free some space or point SEG_DATA at a larger disk."
+    fi
+}
+
+checksum() {  # checksum FILE ALGO -> hex digest (python, so it works the same on Linux and macOS)
+    "$PYTHON" - "$1" "$2" <<'PY'
+import hashlib, sys
+h = hashlib.new(sys.argv[2])
+with open(sys.argv[1], "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+        h.update(block)
+print(h.hexdigest())
+PY
+}
+
+# fetch URL ALGO SUM DEST: download (resuming DEST.part), verify, rename to DEST.
+# A file that fails the checksum is moved to DEST.bad and never extracted. Returns 1 on failure.
+fetch() {
+    local url=$1 algo=$2 sum=$3 dest=$4 part="$4.part" rc=0 got
+    mkdir -p "$(dirname "$dest")"
+    if [ -f "$dest" ] && [ "$(checksum "$dest" "$algo")" = "$sum" ]; then
+        say "$(basename "$dest") already downloaded and verified"
+        return 0
+    fi
+    say "downloading $url"
+    [ -s "$part" ] && say "resuming a partial download ($(du -k "$part" | cut -f1) KB so far)"
+    curl -fL --retry 2 --connect-timeout 20 -C - -o "$part" "$url" || rc=$?
+    if [ "$rc" -eq 33 ]; then          # the server cannot resume: start again from zero
+        say "the server does not support resuming; downloading from the start"
+        rm -f "$part"; rc=0
+        curl -fL --retry 2 --connect-timeout 20 -o "$part" "$url" || rc=$?
+    fi
+    if [ "$rc" -ne 0 ] && [ ! -s "$part" ]; then
+        case "$rc" in
+            6|7|28) echo "error: could not reach $url (curl exit $rc: no network, or the host is down)" >&2 ;;
+            22) echo "error: $url answered with an HTTP error (curl exit 22)" >&2 ;;
+            *) echo "error: downloading $url failed (curl exit $rc)" >&2 ;;
+        esac
+        return 1
+    fi
+    if [ "$rc" -ne 0 ]; then
+        # A complete .part makes the server refuse the range; a short one is kept for next time.
+        say "curl exit $rc; checking what was downloaded"
+    fi
+    got=$(checksum "$part" "$algo")
+    if [ "$got" != "$sum" ]; then
+        if [ "$rc" -ne 0 ]; then
+            echo "error: download of $url stopped early (curl exit $rc); run again to resume from $part" >&2
+            return 1
+        fi
+        mv -f "$part" "$dest.bad"
+        echo "error: checksum mismatch for $url: expected $algo $sum, got $got. The file is kept at $dest.bad for inspection and was not extracted; delete it and run again." >&2
+        return 1
+    fi
+    mv -f "$part" "$dest"
+    say "verified $(basename "$dest") ($algo $sum)"
+}
+
+# extract ARCHIVE TMPDIR [tar member patterns...]: unpack into a temporary folder inside $DATA.
+extract() {
+    local archive=$1 tmp=$2
+    shift 2
+    rm -rf "$tmp"; mkdir -p "$tmp"
+    say "extracting $(basename "$archive")"
+    tar -xf "$archive" -C "$tmp" "$@" || die "could not extract $archive (damaged archive or disk full); delete it and run again"
+}
+
+cmd_sample() {
+    say "building the offline VOC-format sample in $DATA/sample"
+    SEG_DATA="$DATA" "$PYTHON" -m seg_common.data.sample --root "$DATA/sample"
+}
+
+cmd_voc() {
+    local voc="$DATA/VOCdevkit/VOC2012" archive="$DOWNLOADS/VOCtrainval_11-May-2012.tar"
+    if [ -f "$voc/.download_complete" ]; then
+        say "VOC 2012 is already in $voc"; return 0
+    fi
+    if [ -d "$voc/JPEGImages" ] && [ ! -f "$voc/.seg_common_sample" ]; then
+        say "found an existing VOC 2012 in $voc (not downloaded by this script); leaving it as it is"
+        touch "$voc/.download_complete"; return 0
+    fi
+    [ -f "$archive" ] || need_disk "$VOC_NEED_MB"
+    fetch "$VOC_URL" sha1 "$VOC_SHA1" "$archive" \
+        || { say "trying the fallback host"; fetch "$VOC_FALLBACK_URL" md5 "$VOC_FALLBACK_MD5" "$archive"; } \
+        || die "VOC 2012 could not be downloaded from $VOC_URL nor $VOC_FALLBACK_URL (see above). Download VOCtrainval_11-May-2012.tar by hand into $DOWNLOADS and run this again."
+    extract "$archive" "$DATA/.extract-voc"
+    [ -d "$DATA/.extract-voc/VOCdevkit/VOC2012/JPEGImages" ] \
+        || die "$archive does not contain VOCdevkit/VOC2012/JPEGImages; is it the VOC 2012 trainval tar?"
+    mkdir -p "$DATA/VOCdevkit"
+    rm -rf "$voc"
+    mv "$DATA/.extract-voc/VOCdevkit/VOC2012" "$voc"
+    rm -rf "$DATA/.extract-voc"
+    touch "$voc/.download_complete"
+    [ "${KEEP_ARCHIVES:-0}" = 1 ] || rm -f "$archive"
+    say "VOC 2012 ready in $voc ($(wc -l < "$voc/ImageSets/Segmentation/train.txt") train / $(wc -l < "$voc/ImageSets/Segmentation/val.txt") val)"
+}
+
+cmd_voc_aug() {
+    local voc="$DATA/VOCdevkit/VOC2012" archive="$DOWNLOADS/benchmark.tgz" sbd="$DATA/.extract-sbd"
+    cmd_voc
+    if [ -f "$voc/.aug_complete" ]; then
+        say "the augmented set is already in $voc (train_aug.txt)"; return 0
+    fi
+    [ -f "$archive" ] || need_disk "$SBD_NEED_MB"
+    fetch "$SBD_URL" md5 "$SBD_MD5" "$archive" \
+        || die "SBD could not be downloaded from $SBD_URL (see above). Download benchmark.tgz by hand into $DOWNLOADS and run this again."
+    extract "$archive" "$sbd" --wildcards '*/dataset/cls/*' '*/dataset/train.txt' '*/dataset/val.txt'
+    "$PYTHON" -m seg_common.data.sbd --sbd "$sbd/benchmark_RELEASE/dataset" --voc "$voc"
+    rm -rf "$sbd"
+    touch "$voc/.aug_complete"
+    [ "${KEEP_ARCHIVES:-0}" = 1 ] || rm -f "$archive"
+}
+
+cmd_cityscapes() {
+    cat <<EOF
+Cityscapes needs a free account, so this script cannot fetch it for you:
+
+ 1. Register at https://www.cityscapes-dataset.com/register/ and confirm your e-mail.
+ 2. pip install cityscapesscripts
+ 3. csDownload -d "$DATA/cityscapes" gtFine_trainvaltest.zip leftImg8bit_trainvaltest.zip
+    (it asks for your user name and password; the two files are 241 MB and 11 GB)
+ 4. cd "$DATA/cityscapes" && unzip -q gtFine_trainvaltest.zip && unzip -q leftImg8bit_trainvaltest.zip
+ 5. CITYSCAPES_DATASET="$DATA/cityscapes" csCreateTrainIdLabelImgs   (writes *_labelTrainIds.png)
+
+The result is $DATA/cityscapes/{leftImg8bit,gtFine}/{train,val,test}/<city>/...
+EOF
+}
+
+case "${1:-sample}" in
+    -h|--help|help) usage ;;
+    sample) cmd_sample ;;
+    voc) cmd_voc ;;
+    voc-aug) cmd_voc_aug ;;
+    cityscapes) cmd_cityscapes ;;
+    *) usage >&2; die "unknown command '${1}'" ;;
+esac

@@ -1,0 +1,26 @@
+"""Datasets, offline sample generators and transform presets."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..profile import Profile
+from .voc import DOWNLOAD_HINT
+
+
+def prepare_voc(profile: Profile) -> Path:
+    """Make sure the profile's VOC 2012 is on disk and return the root to pass to
+    :class:`~seg_common.data.voc.VOCSegmentation`.
+
+    Sample profile: builds the offline sample (a no-op once built). Full profile: checks that
+    ``download_data.sh voc`` has run and says how to run it if not.
+    """
+    if profile.is_sample:
+        from .sample import make_sample_voc
+
+        make_sample_voc(profile.data_root)
+    elif not (profile.data_root / "VOCdevkit" / "VOC2012" / "JPEGImages").is_dir():
+        raise FileNotFoundError(
+            f"The full profile needs the real VOC 2012 in {profile.data_root / 'VOCdevkit/VOC2012'}. "
+            f"Fetch it with: {DOWNLOAD_HINT}, or set SEG_PROFILE=sample."
+        )
+    return profile.data_root

@@ -1,0 +1,163 @@
+"""Figures: coloured masks, overlays, image/mask grids, legends, per-class bars.
+
+Every function draws with one palette (VOC's by default, void in its own cream colour), so the same
+class has the same colour in every panel and every notebook.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.patches import Patch
+
+from .data.voc import IGNORE_INDEX, VOC_CLASSES, VOC_PALETTE
+from .profile import pictures_dir
+
+
+
+def _numpy(x) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def to_hwc_uint8(image) -> np.ndarray:
+    """An image as ``[H, W, 3]`` uint8 for display, from ``[3, H, W]`` or ``[H, W, 3]``, uint8 or
+    float in [0, 1]."""
+    array = _numpy(image)
+    if array.ndim == 3 and array.shape[0] == 3 and array.shape[-1] != 3:
+        array = array.transpose(1, 2, 0)
+    if array.dtype != np.uint8:
+        array = (np.clip(array, 0, 1) * 255).round().astype(np.uint8)
+    return array
+
+
+def colorize(mask, palette: np.ndarray = VOC_PALETTE) -> np.ndarray:
+    """``[H, W]`` class indices -> ``[H, W, 3]`` uint8 colours (255 = void gets ``palette[255]``)."""
+    array = _numpy(mask).astype(np.int64)
+    if array.ndim != 2:
+        raise ValueError(f"colorize expects an [H, W] mask, got shape {array.shape}")
+    if array.min() < 0 or array.max() >= len(palette):
+        raise ValueError(f"mask values must lie in 0..{len(palette) - 1}, got {array.min()}..{array.max()}")
+    return palette[array]
+
+
+def overlay(image, mask, alpha: float = 0.5, palette: np.ndarray = VOC_PALETTE,
+            ignore_index: int = IGNORE_INDEX) -> np.ndarray:
+    """Blend the coloured mask over the image; background (0) and void stay unblended."""
+    if not 0 <= alpha <= 1:
+        raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
+    rgb = to_hwc_uint8(image).astype(np.float32)
+    m = _numpy(mask)
+    if rgb.shape[:2] != m.shape:
+        raise ValueError(f"image {rgb.shape[:2]} and mask {m.shape} differ in size")
+    colours = colorize(m, palette).astype(np.float32)
+    objects = ((m != 0) & (m != ignore_index))[..., None]
+    blended = np.where(objects, (1 - alpha) * rgb + alpha * colours, rgb)
+    return blended.round().astype(np.uint8)
+
+
+def legend_handles(class_ids: Sequence[int] | None = None, names: Sequence[str] = VOC_CLASSES,
+                   palette: np.ndarray = VOC_PALETTE, void: bool = True) -> list[Patch]:
+    """Legend patches (colour + name) for ``class_ids`` (all classes by default)."""
+    ids = range(len(names)) if class_ids is None else class_ids
+    handles = [Patch(facecolor=palette[i] / 255, edgecolor="0.3", label=names[i]) for i in ids
+               if i != IGNORE_INDEX]
+    if void:
+        handles.append(Patch(facecolor=palette[IGNORE_INDEX] / 255, edgecolor="0.3", label="void (255)"))
+    return handles
+
+
+def add_legend(fig: plt.Figure, class_ids: Sequence[int] | None = None, ncol: int = 11,
+               names: Sequence[str] = VOC_CLASSES, palette: np.ndarray = VOC_PALETTE,
+               fontsize: int = 9) -> None:
+    """One legend for the whole figure, below the panels."""
+    handles = legend_handles(class_ids, names, palette)
+    fig.legend(handles=handles, loc="lower center", ncol=min(ncol, len(handles)),
+               fontsize=fontsize, frameon=False, handlelength=1.2, columnspacing=1.0)
+
+
+def present_classes(*masks, ignore_index: int = IGNORE_INDEX) -> list[int]:
+    """Sorted class ids that occur in any of the masks (void excluded)."""
+    ids: set[int] = set()
+    for m in masks:
+        ids.update(int(v) for v in np.unique(_numpy(m)))
+    ids.discard(ignore_index)
+    return sorted(ids)
+
+
+def show_grid(rows: Sequence[Sequence], titles: Sequence[str] | None = None,
+              row_labels: Sequence[str] | None = None, panel_size: float = 2.6,
+              legend: bool = True, names: Sequence[str] = VOC_CLASSES,
+              palette: np.ndarray = VOC_PALETTE) -> plt.Figure:
+    """A grid of panels: each row is a sequence of images (``[3, H, W]`` / ``[H, W, 3]``) and
+    masks (``[H, W]`` integer class maps, coloured with the palette). One legend lists the classes
+    that appear in any mask."""
+    n_rows, n_cols = len(rows), max(len(r) for r in rows)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(panel_size * n_cols * 1.25, panel_size * n_rows),
+                             squeeze=False)
+    masks = []
+    for r, row in enumerate(rows):
+        for c in range(n_cols):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c >= len(row):
+                ax.axis("off")
+                continue
+            item = _numpy(row[c])
+            if item.ndim == 2:
+                masks.append(item)
+                ax.imshow(colorize(item, palette), interpolation="nearest")
+            else:
+                ax.imshow(to_hwc_uint8(item))
+            if r == 0 and titles is not None and c < len(titles):
+                ax.set_title(titles[c], fontsize=11)
+        if row_labels is not None:
+            axes[r, 0].set_ylabel(row_labels[r], fontsize=10)
+    if legend and masks:
+        add_legend(fig, present_classes(*masks), names=names, palette=palette)
+        n_legend_rows = int(np.ceil((len(present_classes(*masks)) + 1) / 11))
+        fig.tight_layout(rect=(0, 0.05 * n_legend_rows * 3 / max(n_rows, 1) + 0.02, 1, 1))
+    else:
+        fig.tight_layout()
+    return fig
+
+
+def per_class_bars(values, names: Sequence[str] = VOC_CLASSES, palette: np.ndarray = VOC_PALETTE,
+                   ylabel: str = "", title: str = "", ax: plt.Axes | None = None,
+                   log: bool = False) -> plt.Axes:
+    """A bar per class, coloured with the class colour (NaN bars are left empty)."""
+    vals = _numpy(values).astype(float)
+    if len(vals) != len(names):
+        raise ValueError(f"got {len(vals)} values for {len(names)} class names")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(10, 3.6))
+    colours = palette[: len(names)] / 255
+    ax.bar(range(len(vals)), np.nan_to_num(vals), color=colours, edgecolor="0.3", linewidth=0.6)
+    ax.set_xticks(range(len(vals)))
+    ax.set_xticklabels(names, rotation=55, ha="right", fontsize=9)
+    ax.set_xlim(-0.6, len(vals) - 0.4)
+    if log:
+        ax.set_yscale("log")
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+    return ax
+
+
+def save_figure(fig: plt.Figure, path: str | Path, dpi: int = 80) -> Path:
+    """Save a figure as PNG at a modest dpi (committed figures stay small) and return the path.
+
+    A bare file name (``"01_classes.png"``) goes into the project's ``pictures/`` folder.
+    """
+    path = Path(path)
+    if path.parent == Path("."):
+        path = pictures_dir() / path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    return path

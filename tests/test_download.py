@@ -1,0 +1,204 @@
+"""download_data.sh against archives served from 127.0.0.1 (no internet needed)."""
+import hashlib
+import http.server
+import io
+import os
+import socket
+import subprocess
+import sys
+import tarfile
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from seg_common.data.sample import make_sample_voc
+from seg_common.profile import SAMPLE_MARKER
+
+SCRIPT = Path(__file__).resolve().parents[1] / "download_data.sh"
+
+
+class RangeHandler(http.server.BaseHTTPRequestHandler):
+    """Serves ``server.files`` (name -> bytes) with HTTP Range support, logging requests."""
+
+    def do_GET(self):
+        body = self.server.files.get(self.path.lstrip("/"))
+        self.server.log.append((self.path, self.headers.get("Range")))
+        if body is None:
+            self.send_error(404)
+            return
+        start = 0
+        ranged = self.headers.get("Range")
+        if ranged:
+            start = int(ranged.split("=")[1].split("-")[0])
+            if start >= len(body):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(body)}")
+                self.end_headers()
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        else:
+            self.send_response(200)
+        self.send_header("Content-Length", str(len(body) - start))
+        self.end_headers()
+        self.wfile.write(body[start:])
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
+    srv.files, srv.log = {}, []
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    srv.url = f"http://127.0.0.1:{srv.server_address[1]}"
+    yield srv
+    srv.shutdown()
+
+
+def closed_port_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/nothing.tar"
+
+
+@pytest.fixture(scope="module")
+def voc_tar(tmp_path_factory) -> bytes:
+    """A small archive laid out exactly like VOCtrainval_11-May-2012.tar."""
+    root = tmp_path_factory.mktemp("voc_tar")
+    make_sample_voc(root, n_train=3, n_val=2, n_aug_only=0)
+    (root / "VOCdevkit/VOC2012" / SAMPLE_MARKER).unlink()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        tar.add(root / "VOCdevkit", arcname="VOCdevkit")
+    return buffer.getvalue()
+
+
+def run(command, data, **env):
+    full_env = {**os.environ, "SEG_DATA": str(data), "PYTHON": sys.executable, **env}
+    return subprocess.run(["bash", str(SCRIPT), command], env=full_env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def voc_env(server, tar, **extra):
+    server.files["voc.tar"] = tar
+    env = {"VOC_URL": f"{server.url}/voc.tar", "VOC_SHA1": hashlib.sha1(tar).hexdigest(),
+           "VOC_FALLBACK_URL": closed_port_url(), "VOC_FALLBACK_MD5": "0" * 32}
+    env.update(extra)
+    return env
+
+
+def test_download_verify_extract_then_nothing_to_do(server, voc_tar, tmp_path):
+    env = voc_env(server, voc_tar)
+    result = run("voc", tmp_path, **env)
+    assert result.returncode == 0, result.stderr
+    voc = tmp_path / "VOCdevkit" / "VOC2012"
+    assert len(list((voc / "JPEGImages").glob("*.jpg"))) == 5
+    assert (voc / ".download_complete").exists()
+    assert not (tmp_path / "downloads" / "VOCtrainval_11-May-2012.tar").exists()   # archive removed
+    requests = len(server.log)
+    again = run("voc", tmp_path, **env)
+    assert again.returncode == 0 and "already" in again.stdout
+    assert len(server.log) == requests                 # no second download
+
+
+def test_resumes_a_partial_download(server, voc_tar, tmp_path):
+    part = tmp_path / "downloads" / "VOCtrainval_11-May-2012.tar.part"
+    part.parent.mkdir(parents=True)
+    half = len(voc_tar) // 2
+    part.write_bytes(voc_tar[:half])
+    result = run("voc", tmp_path, **voc_env(server, voc_tar))
+    assert result.returncode == 0, result.stderr
+    assert "resuming" in result.stdout
+    assert server.log[0][1] == f"bytes={half}-"        # only the rest was asked for
+    assert (tmp_path / "VOCdevkit/VOC2012/ImageSets/Segmentation/train.txt").is_file()
+
+
+def test_checksum_mismatch_keeps_the_file_aside_and_extracts_nothing(server, voc_tar, tmp_path):
+    env = voc_env(server, voc_tar, VOC_SHA1="0" * 40,
+                  VOC_FALLBACK_URL=f"{server.url}/voc.tar", VOC_FALLBACK_MD5="1" * 32)
+    result = run("voc", tmp_path, **env)
+    assert result.returncode != 0
+    assert "checksum mismatch" in result.stderr and "not extracted" in result.stderr
+    bad = tmp_path / "downloads" / "VOCtrainval_11-May-2012.tar.bad"
+    assert bad.read_bytes() == voc_tar
+    assert not (tmp_path / "VOCdevkit").exists()
+
+
+def test_falls_back_to_the_second_host(server, voc_tar, tmp_path):
+    env = voc_env(server, voc_tar, VOC_URL=closed_port_url(), VOC_SHA1="0" * 40,
+                  VOC_FALLBACK_URL=f"{server.url}/voc.tar",
+                  VOC_FALLBACK_MD5=hashlib.md5(voc_tar).hexdigest())
+    result = run("voc", tmp_path, **env)
+    assert result.returncode == 0, result.stderr
+    assert "could not reach" in result.stderr and "fallback" in result.stdout
+    assert (tmp_path / "VOCdevkit/VOC2012/JPEGImages").is_dir()
+
+
+def test_no_network_is_a_clear_error(tmp_path):
+    result = run("voc", tmp_path, VOC_URL=closed_port_url(), VOC_FALLBACK_URL=closed_port_url())
+    assert result.returncode != 0
+    assert "could not reach" in result.stderr and "could not be downloaded" in result.stderr
+
+
+def test_too_little_disk_fails_before_downloading(server, voc_tar, tmp_path):
+    result = run("voc", tmp_path, **voc_env(server, voc_tar, VOC_NEED_MB=str(10 ** 9)))
+    assert result.returncode != 0 and "not enough disk space" in result.stderr
+    assert server.log == []
+
+
+def test_voc_aug_builds_train_aug_from_sbd(server, voc_tar, tmp_path):
+    from scipy.io import savemat
+
+    voc_ids = {split: io.TextIOWrapper(io.BytesIO(tarfile.open(fileobj=io.BytesIO(voc_tar)).extractfile(
+        f"VOCdevkit/VOC2012/ImageSets/Segmentation/{split}.txt").read())).read().split()
+        for split in ("train", "val")}
+    # SBD labels one VOC val image (must stay out of train_aug) and two images of its own.
+    sbd_only = ["2008_009999", "2011_000001"]
+    sbd_train, sbd_val = [sbd_only[0], voc_ids["val"][0]], [sbd_only[1]]
+    buffer = io.BytesIO()
+    masks = {}
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        def add(name, data):
+            info = tarfile.TarInfo(f"benchmark_RELEASE/dataset/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for i, image_id in enumerate(sbd_train + sbd_val):
+            masks[image_id] = np.full((7, 9), i + 1, dtype=np.uint8)
+            mat = io.BytesIO()
+            savemat(mat, {"GTcls": {"Segmentation": masks[image_id]}})
+            add(f"cls/{image_id}.mat", mat.getvalue())
+        add("train.txt", "\n".join(sbd_train).encode())
+        add("val.txt", "\n".join(sbd_val).encode())
+    sbd = buffer.getvalue()
+    server.files["benchmark.tgz"] = sbd
+    env = voc_env(server, voc_tar, SBD_URL=f"{server.url}/benchmark.tgz",
+                  SBD_MD5=hashlib.md5(sbd).hexdigest())
+    result = run("voc-aug", tmp_path, **env)
+    assert result.returncode == 0, result.stderr
+    voc = tmp_path / "VOCdevkit/VOC2012"
+    train_aug = (voc / "ImageSets/Segmentation/train_aug.txt").read_text().split()
+    assert train_aug == sorted(set(voc_ids["train"]) | set(sbd_only))
+    for image_id in sbd_only:
+        np.testing.assert_array_equal(np.asarray(Image.open(voc / "SegmentationClassAug" / f"{image_id}.png")), masks[image_id])
+    again = run("voc-aug", tmp_path, **env)
+    assert again.returncode == 0 and "already" in again.stdout
+
+
+def test_help_and_unknown_command(tmp_path):
+    ok = run("--help", tmp_path)
+    assert ok.returncode == 0 and "voc-aug" in ok.stdout
+    bad = run("imagenet", tmp_path)
+    assert bad.returncode != 0 and "unknown command 'imagenet'" in bad.stderr
+
+
+def test_cityscapes_explains_the_login(tmp_path):
+    result = run("cityscapes", tmp_path)
+    assert result.returncode == 0
+    assert "csDownload" in result.stdout and "gtFine_trainvaltest.zip" in result.stdout

@@ -1,0 +1,130 @@
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from seg_common.data.sample import class_appearance, make_sample_voc
+from seg_common.data.voc import VOC_PALETTE
+
+SPLITS = Path("VOCdevkit/VOC2012/ImageSets/Segmentation")
+
+
+def ids(root, split):
+    return (root / SPLITS / f"{split}.txt").read_text().split()
+
+
+def voc(root):
+    return root / "VOCdevkit" / "VOC2012"
+
+
+def test_layout_and_voc_style_ids(sample_root):
+    v = voc(sample_root)
+    for split in ("train", "val", "trainval", "train_aug"):
+        assert (sample_root / SPLITS / f"{split}.txt").is_file()
+    train, val = ids(sample_root, "train"), ids(sample_root, "val")
+    assert len(train) == 20 and len(val) == 20
+    assert not set(train) & set(val)
+    assert sorted(train + val) == ids(sample_root, "trainval")
+    aug = ids(sample_root, "train_aug")
+    assert set(train) <= set(aug) and not set(aug) & set(val) and len(aug) == 24
+    for image_id in train + val:
+        year, number = image_id.split("_")
+        assert 2007 <= int(year) <= 2012 and len(number) == 6
+        assert (v / "JPEGImages" / f"{image_id}.jpg").is_file()
+        assert (v / "SegmentationClass" / f"{image_id}.png").is_file()
+        assert (v / "SegmentationObject" / f"{image_id}.png").is_file()
+    for image_id in aug:
+        assert (v / "SegmentationClassAug" / f"{image_id}.png").is_file()
+        assert (v / "JPEGImages" / f"{image_id}.jpg").is_file()
+
+
+def test_masks_are_voc_palette_pngs_with_a_void_band(sample_root):
+    v = voc(sample_root)
+    for image_id in ids(sample_root, "trainval"):
+        with Image.open(v / "SegmentationClass" / f"{image_id}.png") as png:
+            assert png.format == "PNG" and png.mode == "P"
+            palette = np.array(png.getpalette()[: 256 * 3]).reshape(256, 3)
+            mask = np.asarray(png)
+        with Image.open(v / "JPEGImages" / f"{image_id}.jpg") as jpg:
+            assert jpg.format == "JPEG" and jpg.mode == "RGB" and jpg.size == png.size
+        np.testing.assert_array_equal(palette, VOC_PALETTE)
+        values = set(np.unique(mask).tolist())
+        assert values <= set(range(21)) | {255}
+        if values - {0, 255}:
+            assert 255 in values
+        # Where two non-void neighbours meet, they have the same class: every border is void.
+        for a, b in ((mask[:, 1:], mask[:, :-1]), (mask[1:, :], mask[:-1, :])):
+            both = (a != 255) & (b != 255)
+            assert np.all(a[both] == b[both])
+
+
+def test_aug_masks_are_grayscale_index_pngs(sample_root):
+    v = voc(sample_root)
+    for image_id in ids(sample_root, "train"):
+        with Image.open(v / "SegmentationClassAug" / f"{image_id}.png") as aug, \
+             Image.open(v / "SegmentationClass" / f"{image_id}.png") as cls:
+            assert aug.mode == "L"
+            np.testing.assert_array_equal(np.asarray(aug), np.asarray(cls))
+
+
+def test_every_class_appears_in_each_split_with_several_objects(sample_root):
+    v = voc(sample_root)
+    for split in ("train", "val"):
+        seen, per_image = set(), []
+        for image_id in ids(sample_root, split):
+            objects = np.asarray(Image.open(v / "SegmentationObject" / f"{image_id}.png"))
+            classes = np.asarray(Image.open(v / "SegmentationClass" / f"{image_id}.png"))
+            seen |= set(np.unique(classes).tolist())
+            per_image.append(len(set(np.unique(objects).tolist()) - {0, 255}))
+        assert set(range(1, 21)) <= seen, f"{split} misses classes {set(range(1, 21)) - seen}"
+        assert max(per_image) >= 3 and np.mean(per_image) > 1.5
+
+
+def test_sizes_spread_like_voc(tmp_path):
+    # The default sample: mostly landscape ~500x375, some portrait, some below d2l's 320x480 crop.
+    root = tmp_path
+    make_sample_voc(root, n_train=60, n_val=1, n_aug_only=0)
+    sizes = [Image.open(voc(root) / "JPEGImages" / f"{i}.jpg").size for i in ids(root, "train")]
+    portrait = sum(h > w for w, h in sizes)
+    too_small = sum(h < 320 or w < 480 for w, h in sizes)
+    assert max(max(s) for s in sizes) == 500
+    assert 0.05 < portrait / len(sizes) < 0.4
+    assert 0.1 < too_small / len(sizes) < 0.5
+
+
+def test_deterministic_and_idempotent(sample_root, tmp_path):
+    make_sample_voc(tmp_path, n_train=20, n_val=20, n_aug_only=4)
+
+    def digest(root):
+        h = hashlib.sha256()
+        for path in sorted(voc(root).rglob("*")):
+            if path.is_file():
+                h.update(path.relative_to(root).as_posix().encode())
+                h.update(path.read_bytes())
+        return h.hexdigest()
+
+    assert digest(tmp_path) == digest(sample_root)
+    stamp = (voc(tmp_path) / "JPEGImages").stat().st_mtime_ns
+    make_sample_voc(tmp_path, n_train=20, n_val=20, n_aug_only=4)        # already there: no-op
+    assert (voc(tmp_path) / "JPEGImages").stat().st_mtime_ns == stamp
+    make_sample_voc(tmp_path, n_train=3, n_val=2, n_aug_only=0)          # other settings: rebuilt
+    assert len(ids(tmp_path, "train")) == 3
+
+
+def test_refuses_to_overwrite_real_data(tmp_path):
+    jpegs = voc(tmp_path) / "JPEGImages"
+    jpegs.mkdir(parents=True)
+    (jpegs / "2007_000032.jpg").write_bytes(b"real")
+    with pytest.raises(FileExistsError, match="did not write"):
+        make_sample_voc(tmp_path, n_train=1, n_val=1)
+    assert (jpegs / "2007_000032.jpg").read_bytes() == b"real"
+
+
+def test_classes_differ_by_hue_and_texture():
+    looks = {class_appearance(c) for c in range(1, 21)}
+    assert len(looks) == 20                       # no two classes look alike
+    assert len({hue for hue, _ in looks}) == 5    # colour alone leaves 4 candidates
+    with pytest.raises(ValueError):
+        class_appearance(0)

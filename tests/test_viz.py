@@ -1,0 +1,50 @@
+import matplotlib
+
+matplotlib.use("Agg")
+import numpy as np
+import pytest
+import torch
+
+from seg_common import viz
+from seg_common.data.voc import VOC_CLASSES, VOCSegmentation
+from seg_common.widgets import draw_sample
+
+
+def test_colorize_uses_the_palette_and_void_colour():
+    mask = torch.tensor([[0, 1], [15, 255]])
+    rgb = viz.colorize(mask)
+    assert rgb.shape == (2, 2, 3) and rgb.dtype == np.uint8
+    assert rgb[0, 1].tolist() == [128, 0, 0]           # aeroplane
+    assert rgb[1, 0].tolist() == [192, 128, 128]       # person
+    assert rgb[1, 1].tolist() == [224, 224, 192]       # void
+    with pytest.raises(ValueError, match=r"\[H, W\] mask"):
+        viz.colorize(torch.zeros(1, 2, 2, dtype=torch.long))
+
+
+def test_overlay_blends_objects_only():
+    image = torch.full((3, 2, 2), 100, dtype=torch.uint8)
+    mask = torch.tensor([[0, 1], [255, 1]])
+    out = viz.overlay(image, mask, alpha=0.5)
+    assert out[0, 0].tolist() == [100, 100, 100] and out[1, 0].tolist() == [100, 100, 100]
+    assert out[0, 1].tolist() == [114, 50, 50]         # (100 + 128) / 2, (100 + 0) / 2
+    with pytest.raises(ValueError, match="alpha"):
+        viz.overlay(image, mask, alpha=2)
+    with pytest.raises(ValueError, match="differ in size"):
+        viz.overlay(image, torch.zeros(3, 3, dtype=torch.long))
+
+
+def test_grid_and_legend(sample_root):
+    image, mask = VOCSegmentation(sample_root, "val")[0]
+    fig = viz.show_grid([[image, mask], [image]], titles=["image", "mask"])
+    assert len(fig.axes) == 4
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == [VOC_CLASSES[i] for i in viz.present_classes(mask)] + ["void (255)"]
+    fig = draw_sample(VOCSegmentation(sample_root, "val"), 0, alpha=0.3)
+    assert "alpha=0.30" in fig.axes[2].get_title()
+
+
+def test_per_class_bars_checks_length():
+    with pytest.raises(ValueError, match="21 class names"):
+        viz.per_class_bars(np.ones(3))
+    ax = viz.per_class_bars(np.arange(21))
+    assert len(ax.patches) == 21
