@@ -60,6 +60,22 @@ def overlay(image, mask, alpha: float = 0.5, palette: np.ndarray = VOC_PALETTE,
     return blended.round().astype(np.uint8)
 
 
+def mask_edges(mask) -> np.ndarray:
+    """``[H, W]`` bool: pixels whose right or lower neighbour has another label."""
+    m = _numpy(mask)
+    edge = np.zeros(m.shape, dtype=bool)
+    edge[:, 1:] |= m[:, 1:] != m[:, :-1]
+    edge[1:, :] |= m[1:, :] != m[:-1, :]
+    return edge
+
+
+def draw_outlines(image, mask, color: Sequence[int] = (255, 255, 0)) -> np.ndarray:
+    """The image with the label borders of ``mask`` painted in ``color`` (to check alignment)."""
+    picture = to_hwc_uint8(image).copy()
+    picture[mask_edges(mask)] = color
+    return picture
+
+
 def legend_handles(class_ids: Sequence[int] | None = None, names: Sequence[str] = VOC_CLASSES,
                    palette: np.ndarray = VOC_PALETTE, void: bool = True) -> list[Patch]:
     """Legend patches (colour + name) for ``class_ids`` (all classes by default)."""
@@ -73,7 +89,7 @@ def legend_handles(class_ids: Sequence[int] | None = None, names: Sequence[str] 
 
 def add_legend(fig: plt.Figure, class_ids: Sequence[int] | None = None, ncol: int = 11,
                names: Sequence[str] = VOC_CLASSES, palette: np.ndarray = VOC_PALETTE,
-               fontsize: int = 9) -> None:
+               fontsize: int = 11) -> None:
     """One legend for the whole figure, below the panels."""
     handles = legend_handles(class_ids, names, palette)
     fig.legend(handles=handles, loc="lower center", ncol=min(ncol, len(handles)),

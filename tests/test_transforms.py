@@ -91,3 +91,15 @@ def test_color_jitter_and_blur_never_touch_the_mask(sample_root):
 def test_bad_scale_range():
     with pytest.raises(ValueError, match="scale_range"):
         train_transforms(scale_range=(2.0, 0.5))
+
+
+def test_pad_collate_pads_images_with_zero_and_masks_with_void():
+    from seg_common.data.transforms import pad_collate
+
+    a = (torch.ones(3, 4, 5), torch.full((4, 5), 2))
+    b = (torch.ones(3, 6, 3), torch.full((6, 3), 7))
+    images, masks = pad_collate([a, b], multiple=4)
+    assert images.shape == (2, 3, 8, 8) and masks.shape == (2, 8, 8)
+    assert torch.equal(masks[0, :4, :5], a[1]) and (masks[0, 4:] == 255).all() and (masks[0, :, 5:] == 255).all()
+    assert torch.equal(masks[1, :6, :3], b[1]) and (masks[1, :, 3:] == 255).all()
+    assert images[0, :, :4, :5].eq(1).all() and images[0, :, 4:].eq(0).all()

@@ -88,3 +88,21 @@ def denormalize(image: torch.Tensor) -> torch.Tensor:
     mean = torch.tensor(IMAGENET_MEAN, device=image.device).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=image.device).view(3, 1, 1)
     return (image * std + mean).clamp(0, 1)
+
+
+def pad_collate(batch: Sequence[tuple[torch.Tensor, torch.Tensor]], multiple: int = 1):
+    """Stack whole images of different sizes into one batch by padding them to the largest size.
+
+    Images are padded with 0 and masks with 255 (void) on the right and bottom, so the padding
+    counts for nothing in the loss and the metrics. ``multiple`` rounds the size up (e.g. 32).
+    Use it as ``DataLoader(..., collate_fn=pad_collate)`` for evaluation on whole images.
+    """
+    height = max(image.shape[-2] for image, _ in batch)
+    width = max(image.shape[-1] for image, _ in batch)
+    height, width = -(-height // multiple) * multiple, -(-width // multiple) * multiple
+    images = batch[0][0].new_zeros((len(batch), batch[0][0].shape[0], height, width))
+    masks = batch[0][1].new_full((len(batch), height, width), 255)
+    for i, (image, mask) in enumerate(batch):
+        images[i, :, : image.shape[-2], : image.shape[-1]] = image
+        masks[i, : mask.shape[-2], : mask.shape[-1]] = mask
+    return images, masks

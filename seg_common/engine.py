@@ -1,0 +1,416 @@
+"""Training and evaluation loops, checkpoints and exact resume.
+
+``fit`` trains for a number of epochs and returns a history (one dict per epoch). With a
+``checkpoint_dir`` it writes ``last.pt`` after every epoch - model, optimizer, scheduler, AMP
+scaler, epoch, history, random-number-generator states and the run's settings - and ``best.pt``
+whenever the validation mIoU improves. Files are written to a temporary name and renamed, so an
+interruption (a Colab disconnect, Ctrl-C) never leaves a half-written checkpoint. ``resume=True``
+continues from ``last.pt`` exactly where it stopped: on the CPU, 2 epochs and then a resume to 4
+give the same weights as 4 epochs in one go.
+"""
+from __future__ import annotations
+
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from .metrics import ConfusionMatrix
+
+CHECKPOINT_FORMAT = 1
+LAST, BEST = "last.pt", "best.pt"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, unreadable, or does not fit the model or the run."""
+
+
+def default_device() -> torch.device:
+    """The best available device: CUDA, then Apple's MPS, then the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoint files
+# ---------------------------------------------------------------------------------------------
+
+def save_checkpoint(state: dict, path: str | Path) -> Path:
+    """``torch.save`` to a temporary file in the same folder, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Load a checkpoint written by this module, with errors that name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"No checkpoint at {path}. Train first (fit(..., checkpoint_dir=...)), or use "
+            "resume='auto' to start from scratch when there is none."
+        )
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:
+        raise CheckpointError(
+            f"Checkpoint {path} is not readable ({type(exc).__name__}: {exc}); it may be truncated "
+            "or not a PyTorch file. Delete it to start again, or resume from another copy."
+        ) from exc
+    if not isinstance(state, dict) or "model" not in state:
+        raise CheckpointError(f"{path} is not a checkpoint of seg_common (no 'model' entry).")
+    return state
+
+
+def _model_name(model: nn.Module) -> str:
+    model = getattr(model, "module", model)          # DataParallel / DDP wrappers
+    return type(model).__name__
+
+
+def load_state_into(model: nn.Module, state_dict: dict, *, source: str, saved_class: str | None) -> None:
+    """``model.load_state_dict(state_dict)`` with an error that lists what does not fit."""
+    target = getattr(model, "module", model)
+    own = target.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    shapes = [f"{k}: file {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
+              for k in own if k in state_dict and tuple(own[k].shape) != tuple(state_dict[k].shape)]
+    if missing or unexpected or shapes:
+        saved = f"the weights of {saved_class}" if saved_class else "weights"
+        parts = [f"{source} holds {saved}, which do not fit this {_model_name(model)}:"]
+        for label, items in (("missing in the file", missing), ("unexpected in the file", unexpected),
+                             ("shape mismatch", shapes)):
+            if items:
+                more = f" (+{len(items) - 5} more)" if len(items) > 5 else ""
+                parts.append(f"  {label}: {', '.join(items[:5])}{more}")
+        parts.append("Build the same model (class, num_classes) that was saved, or train anew.")
+        raise CheckpointError("\n".join(parts))
+    target.load_state_dict(state_dict)
+
+
+def save_weights(model: nn.Module, path: str | Path, **meta: Any) -> Path:
+    """Save only the model weights (plus its class name and ``meta``), atomically."""
+    target = getattr(model, "module", model)
+    return save_checkpoint({"format": CHECKPOINT_FORMAT, "model": target.state_dict(),
+                            "model_class": _model_name(model), "meta": meta}, path)
+
+
+def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
+    """Load weights saved by :func:`save_weights` or :func:`fit` into ``model`` and return it."""
+    state = load_checkpoint(path)
+    load_state_into(model, state["model"], source=str(path), saved_class=state.get("model_class"))
+    return model
+
+
+def _rng_state(loader: Iterable | None) -> dict:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+             "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    for name, gen in _loader_generators(loader).items():
+        state[name] = gen.get_state()
+    return state
+
+
+def _set_rng_state(state: dict, loader: Iterable | None) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    for name, gen in _loader_generators(loader).items():
+        if name in state:
+            gen.set_state(state[name])
+
+
+def _loader_generators(loader: Iterable | None) -> dict[str, torch.Generator]:
+    """The private generators a DataLoader shuffles with, if it was given any."""
+    gens = {}
+    if loader is not None:
+        if isinstance(getattr(loader, "generator", None), torch.Generator):
+            gens["loader"] = loader.generator
+        sampler = getattr(loader, "sampler", None)
+        if isinstance(getattr(sampler, "generator", None), torch.Generator):
+            gens["sampler"] = sampler.generator
+    return gens
+
+
+# ---------------------------------------------------------------------------------------------
+# One epoch of training, one pass of evaluation
+# ---------------------------------------------------------------------------------------------
+
+def _grad_scaler(enabled: bool):
+    if hasattr(torch.amp, "GradScaler"):
+        return torch.amp.GradScaler("cuda", enabled=enabled)
+    return torch.cuda.amp.GradScaler(enabled=enabled)  # torch < 2.3
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loader: Iterable,
+    optimizer: torch.optim.Optimizer,
+    *,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    device: torch.device | str | None = None,
+    scheduler: Any = None,
+    scheduler_per_iteration: bool = False,
+    grad_accum_steps: int = 1,
+    amp: bool = False,
+    scaler: Any = None,
+    channels_last: bool = False,
+    progress: bool = True,
+    desc: str = "train",
+) -> float:
+    """One pass over ``loader``; returns the mean training loss per batch.
+
+    ``grad_accum_steps`` > 1 adds up gradients over that many batches before each optimizer step
+    (the loss is divided by it, so k batches of b act like one batch of k*b). With
+    ``scheduler_per_iteration`` the scheduler steps after every optimizer step (Poly, OneCycle).
+    Losses stay on the device until the end of the epoch: no host sync per batch.
+    """
+    device = torch.device(device) if device is not None else default_device()
+    loss_fn = loss_fn or nn.CrossEntropyLoss(ignore_index=255)
+    use_amp = amp and device.type == "cuda"
+    scaler = scaler if scaler is not None else _grad_scaler(use_amp)
+    if grad_accum_steps < 1:
+        raise ValueError(f"grad_accum_steps must be at least 1, got {grad_accum_steps}")
+    model.train()
+    total = torch.zeros((), device=device)
+    batches = 0
+    n = len(loader) if hasattr(loader, "__len__") else None
+    optimizer.zero_grad(set_to_none=True)
+    bar = tqdm(loader, desc=desc, total=n, leave=False, disable=not progress)
+    for i, (images, targets) in enumerate(bar):
+        images = images.to(device, non_blocking=True)
+        targets = targets.to(device, non_blocking=True)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+            loss = loss_fn(model(images), targets)
+        scaler.scale(loss / grad_accum_steps).backward()
+        total += loss.detach()
+        batches += 1
+        if (i + 1) % grad_accum_steps == 0 or (n is not None and i + 1 == n):
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            if scheduler is not None and scheduler_per_iteration:
+                scheduler.step()
+        if progress and (i + 1) % 10 == 0:
+            bar.set_postfix(loss=f"{total.item() / batches:.3f}")
+    return total.item() / max(batches, 1)
+
+
+@torch.inference_mode()
+def evaluate(
+    model: nn.Module,
+    loader: Iterable,
+    num_classes: int,
+    *,
+    device: torch.device | str | None = None,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    ignore_index: int = 255,
+    channels_last: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Score ``model`` on ``loader`` (whole images, not crops: give it an eval loader).
+
+    Accumulates one confusion matrix, so memory does not grow with the dataset. Returns
+    ``{"loss", "pixel_acc", "mean_acc", "miou", "iou": [per class]}``; ``loss`` is the mean
+    cross-entropy over the non-void pixels of the whole set.
+    """
+    device = torch.device(device) if device is not None else default_device()
+    model.eval()
+    cm = ConfusionMatrix(num_classes, ignore_index)
+    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+    pixels = 0
+    bar = tqdm(loader, desc="eval", leave=False, disable=not progress)
+    for images, targets in bar:
+        images = images.to(device, non_blocking=True)
+        targets = targets.to(device, non_blocking=True)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        logits = model(images)
+        if logits.shape[-2:] != targets.shape[-2:]:
+            raise ValueError(
+                f"model output {tuple(logits.shape[-2:])} and target {tuple(targets.shape[-2:])} "
+                "differ in size; the model must predict at the input resolution")
+        if loss_fn is None:
+            loss_sum += F.cross_entropy(logits.float(), targets, ignore_index=ignore_index,
+                                        reduction="sum")
+            pixels += int((targets != ignore_index).sum())
+        else:
+            loss_sum += loss_fn(logits, targets).double() * targets.shape[0]
+            pixels += targets.shape[0]
+        cm.update(logits.argmax(1).cpu(), targets.cpu())
+    scores = cm.compute()
+    return {"loss": float(loss_sum) / max(pixels, 1), **scores.as_dict(),
+            "iou": [round(float(v), 6) for v in scores.iou]}
+
+
+# ---------------------------------------------------------------------------------------------
+# fit: epochs, checkpoints, resume
+# ---------------------------------------------------------------------------------------------
+
+def _settings_differences(saved: dict | None, current: dict | None) -> list[str]:
+    if saved is None or current is None:
+        return []
+    keys = (set(saved) | set(current)) - {"epochs"}
+    return [f"{k}: checkpoint {saved.get(k)!r} vs now {current.get(k)!r}"
+            for k in sorted(keys) if saved.get(k) != current.get(k)]
+
+
+def fit(
+    model: nn.Module,
+    train_loader: Iterable,
+    val_loader: Iterable | None,
+    *,
+    optimizer: torch.optim.Optimizer,
+    epochs: int,
+    num_classes: int,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    scheduler: Any = None,
+    scheduler_per_iteration: bool = False,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool | str = False,
+    device: torch.device | str | None = None,
+    grad_accum_steps: int = 1,
+    amp: bool = False,
+    channels_last: bool = False,
+    early_stop_patience: int | None = None,
+    tensorboard_dir: str | Path | None = None,
+    settings: dict | None = None,
+    progress: bool = True,
+    verbose: bool = True,
+) -> list[dict[str, Any]]:
+    """Train ``model`` for ``epochs`` epochs, validating after each; return the history.
+
+    Args:
+        loss_fn: ``(logits [B, K, H, W], target [B, H, W]) -> scalar``; default cross-entropy
+            ignoring 255.
+        scheduler: a ``torch.optim.lr_scheduler`` object, stepped per epoch, or per optimizer
+            step with ``scheduler_per_iteration=True``.
+        checkpoint_dir: where ``last.pt`` and ``best.pt`` go (nothing is saved when None).
+        resume: ``True`` continues from ``checkpoint_dir/last.pt`` (an error if it is missing);
+            ``"auto"`` continues when it exists and starts fresh otherwise.
+        grad_accum_steps, amp, channels_last: see :func:`train_one_epoch` (AMP only on CUDA).
+        early_stop_patience: stop when val mIoU has not improved for this many epochs.
+        tensorboard_dir: also log every number of the history to TensorBoard there.
+        settings: the run's hyper-parameters (plain values), stored in the checkpoints; a resume
+            with different settings (other than ``epochs``) is refused.
+
+    Each history record holds ``epoch, lr, train_loss, val_loss, pixel_acc, mean_acc, miou,
+    iou (per class), seconds``.
+    """
+    device = torch.device(device) if device is not None else default_device()
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    use_amp = amp and device.type == "cuda"
+    scaler = _grad_scaler(use_amp)
+    history: list[dict[str, Any]] = []
+    start_epoch, best_miou, stale = 0, -1.0, 0
+    ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    if resume and ckpt_dir is None:
+        raise ValueError("resume needs a checkpoint_dir to resume from")
+    if resume not in (True, False, "auto"):
+        raise ValueError(f"resume must be True, False or 'auto', got {resume!r}")
+
+    if resume and not (resume == "auto" and not (ckpt_dir / LAST).exists()):
+        path = ckpt_dir / LAST
+        state = load_checkpoint(path, map_location=device)
+        diffs = _settings_differences(state.get("settings"), settings)
+        if diffs:
+            raise CheckpointError(f"{path} was trained with other settings:\n  " + "\n  ".join(diffs)
+                                  + "\nUse another checkpoint_dir for a different run.")
+        load_state_into(model, state["model"], source=str(path), saved_class=state.get("model_class"))
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None and state.get("scheduler") is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler") is not None:
+            scaler.load_state_dict(state["scaler"])
+        history = list(state["history"])
+        start_epoch, best_miou, stale = state["epoch"], state["best_miou"], state.get("stale", 0)
+        _set_rng_state(state["rng"], train_loader)
+        if verbose:
+            tqdm.write(f"resumed from {path.name} after epoch {start_epoch}")
+
+    writer = None
+    if tensorboard_dir is not None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as exc:
+            raise ImportError("tensorboard_dir needs the tensorboard package: pip install tensorboard") from exc
+        writer = SummaryWriter(str(tensorboard_dir), purge_step=start_epoch + 1)
+
+    epoch_bar = tqdm(range(start_epoch, epochs), desc="epochs", initial=start_epoch, total=epochs,
+                     disable=not progress)
+    try:
+        for epoch in epoch_bar:
+            started = time.perf_counter()
+            lr = optimizer.param_groups[0]["lr"]
+            train_loss = train_one_epoch(
+                model, train_loader, optimizer, loss_fn=loss_fn, device=device, scheduler=scheduler,
+                scheduler_per_iteration=scheduler_per_iteration, grad_accum_steps=grad_accum_steps,
+                amp=amp, scaler=scaler, channels_last=channels_last, progress=progress,
+                desc=f"epoch {epoch + 1}")
+            if scheduler is not None and not scheduler_per_iteration:
+                scheduler.step()
+            record: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, "train_loss": train_loss}
+            if val_loader is not None:
+                scores = evaluate(model, val_loader, num_classes, device=device,
+                                  channels_last=channels_last, progress=progress)
+                record.update(val_loss=scores["loss"], pixel_acc=scores["pixel_acc"],
+                              mean_acc=scores["mean_acc"], miou=scores["miou"], iou=scores["iou"])
+            record["seconds"] = time.perf_counter() - started
+            history.append(record)
+
+            miou = record.get("miou", float("nan"))
+            improved = miou > best_miou
+            best_miou, stale = (miou, 0) if improved else (best_miou, stale + 1)
+            if ckpt_dir is not None:
+                state = {
+                    "format": CHECKPOINT_FORMAT, "model": getattr(model, "module", model).state_dict(),
+                    "model_class": _model_name(model), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                    "scaler": scaler.state_dict() if use_amp else None,
+                    "epoch": epoch + 1, "history": history, "best_miou": best_miou, "stale": stale,
+                    "rng": _rng_state(train_loader), "settings": settings,
+                }
+                save_checkpoint(state, ckpt_dir / LAST)
+                if improved:
+                    save_checkpoint(state, ckpt_dir / BEST)
+            if writer is not None:
+                for key, value in record.items():
+                    if key != "epoch" and isinstance(value, (int, float)):
+                        writer.add_scalar(key, value, epoch + 1)
+            if verbose:
+                shown = "  ".join(f"{k} {record[k]:.4g}" for k in
+                                  ("train_loss", "val_loss", "pixel_acc", "miou") if k in record)
+                tqdm.write(f"epoch {epoch + 1}/{epochs}  {shown}  ({record['seconds']:.1f} s)")
+            if early_stop_patience is not None and stale >= early_stop_patience:
+                if verbose:
+                    tqdm.write(f"early stop: no better val mIoU for {stale} epochs")
+                break
+    finally:
+        if writer is not None:
+            writer.close()
+    return history

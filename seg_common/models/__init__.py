@@ -1,0 +1,28 @@
+"""Segmentation models built on torchvision backbones.
+
+``build_model(name, num_classes, pretrained)`` builds any of them by name; ``MODELS`` lists the
+names, so a typo gets an error that shows the valid choices instead of a traceback.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import nn
+
+from .fcn import FCN8s, FCN32s, bilinear_kernel, fcn8s_resnet18, fcn_resnet18_d2l
+
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "fcn32s_resnet18": fcn_resnet18_d2l,
+    "fcn8s_resnet18": fcn8s_resnet18,
+}
+
+
+def build_model(name: str, num_classes: int = 21, pretrained: bool = False) -> nn.Module:
+    """Build the model called ``name`` (one of ``MODELS``)."""
+    if name not in MODELS:
+        raise ValueError(f"Unknown model {name!r}. Choose one of: {', '.join(sorted(MODELS))}.")
+    return MODELS[name](num_classes=num_classes, pretrained=pretrained)
+
+
+__all__ = ["FCN32s", "FCN8s", "MODELS", "bilinear_kernel", "build_model", "fcn8s_resnet18",
+           "fcn_resnet18_d2l"]

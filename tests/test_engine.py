@@ -1,0 +1,149 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from seg_common.data.transforms import eval_transforms, pad_collate, train_transforms
+from seg_common.data.voc import VOCSegmentation
+from seg_common.engine import (BEST, LAST, CheckpointError, evaluate, fit, load_checkpoint,
+                               load_weights, save_weights, train_one_epoch)
+from seg_common.metrics import ConfusionMatrix
+
+
+class TinyNet(nn.Module):
+    """A small fully convolutional net with BatchNorm and dropout (RNG + running stats)."""
+
+    def __init__(self, num_classes=21, width=8):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(3, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+            nn.Dropout2d(0.2), nn.Conv2d(width, num_classes, 1))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+def loaders(root, seed=0, batch_size=4):
+    train = VOCSegmentation(root, "train", train_transforms((48, 64), base_size=60))
+    val = VOCSegmentation(root, "val", eval_transforms())
+    train_loader = torch.utils.data.DataLoader(
+        torch.utils.data.Subset(train, range(12)), batch_size=batch_size, shuffle=True,
+        generator=torch.Generator().manual_seed(seed))
+    val_loader = torch.utils.data.DataLoader(torch.utils.data.Subset(val, range(4)), batch_size=2,
+                                             collate_fn=pad_collate)
+    return train_loader, val_loader
+
+
+def run(root, epochs, ckpt=None, resume=False, lr=0.05):
+    torch.manual_seed(0)
+    model = TinyNet()
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.7)
+    train_loader, val_loader = loaders(root)
+    history = fit(model, train_loader, val_loader, optimizer=opt, scheduler=sched, epochs=epochs,
+                  num_classes=21, checkpoint_dir=ckpt, resume=resume, device="cpu",
+                  settings={"lr": lr}, progress=False, verbose=False)
+    return model, opt, history
+
+
+def test_resume_gives_the_same_weights_as_training_straight(sample_root, tmp_path):
+    straight, _, history4 = run(sample_root, 4)
+    run(sample_root, 2, ckpt=tmp_path)                          # "interrupted" after 2 epochs
+    assert load_checkpoint(tmp_path / LAST)["epoch"] == 2
+    resumed, opt, history = run(sample_root, 4, ckpt=tmp_path, resume=True)
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    assert [h["train_loss"] for h in history] == [h["train_loss"] for h in history4]
+    assert history[2]["lr"] == pytest.approx(0.05 * 0.7 ** 2)   # the scheduler resumed too
+
+
+def test_resume_without_the_rng_state_would_differ(sample_root, tmp_path):
+    # The check above is sharp: resuming with fresh random state gives other weights.
+    straight, _, _ = run(sample_root, 3)
+    run(sample_root, 2, ckpt=tmp_path)
+    state = load_checkpoint(tmp_path / LAST)
+    state["rng"]["torch"] = torch.manual_seed(123).get_state()
+    torch.save(state, tmp_path / LAST)
+    resumed, _, _ = run(sample_root, 3, ckpt=tmp_path, resume=True)
+    assert not all(torch.equal(a, b) for a, b in zip(straight.state_dict().values(),
+                                                     resumed.state_dict().values()))
+
+
+def test_history_and_checkpoint_contents(sample_root, tmp_path):
+    model, _, history = run(sample_root, 2, ckpt=tmp_path)
+    keys = {"epoch", "lr", "train_loss", "val_loss", "pixel_acc", "mean_acc", "miou", "iou", "seconds"}
+    assert all(keys <= set(h) for h in history)
+    assert len(history[0]["iou"]) == 21 and 0 <= history[-1]["miou"] <= 1
+    state = load_checkpoint(tmp_path / LAST)
+    assert {"model", "optimizer", "scheduler", "epoch", "history", "rng", "settings",
+            "model_class"} <= set(state)
+    assert state["model_class"] == "TinyNet" and state["settings"] == {"lr": 0.05}
+    best = load_checkpoint(tmp_path / BEST)
+    assert best["best_miou"] == max(h["miou"] for h in history)
+    assert not list(tmp_path.glob(".*tmp*"))          # no temporary files left behind
+
+
+def test_resume_errors_name_the_file(sample_root, tmp_path):
+    with pytest.raises(CheckpointError, match=f"No checkpoint at {tmp_path / LAST}"):
+        run(sample_root, 1, ckpt=tmp_path, resume=True)
+    run(sample_root, 1, ckpt=tmp_path, resume="auto")         # auto: starts fresh
+    assert (tmp_path / LAST).exists()
+    good = (tmp_path / LAST).read_bytes()
+    (tmp_path / LAST).write_bytes(good[: len(good) // 2])     # a truncated file
+    with pytest.raises(CheckpointError, match="is not readable.*truncated"):
+        run(sample_root, 2, ckpt=tmp_path, resume=True)
+    assert (tmp_path / LAST).read_bytes() == good[: len(good) // 2]   # left untouched
+    (tmp_path / LAST).write_bytes(good)
+    with pytest.raises(CheckpointError, match=r"other settings:\n  lr: checkpoint 0.05 vs now 0.1"):
+        run(sample_root, 2, ckpt=tmp_path, resume=True, lr=0.1)
+
+
+def test_loading_weights_of_another_model_is_a_clear_error(tmp_path):
+    save_weights(TinyNet(width=8), tmp_path / "w.pt")
+    with pytest.raises(CheckpointError, match=r"holds the weights of TinyNet.*\n.*shape mismatch: body.0.weight: file \(8, 3, 3, 3\) vs model \(4, 3, 3, 3\)"):
+        load_weights(TinyNet(width=4), tmp_path / "w.pt")
+    with pytest.raises(CheckpointError, match="missing in the file: 0.weight"):
+        load_weights(nn.Sequential(nn.Conv2d(3, 2, 1)), tmp_path / "w.pt")
+    model = load_weights(TinyNet(width=8), tmp_path / "w.pt")
+    assert isinstance(model, TinyNet)
+
+
+def test_evaluate_matches_a_direct_computation(sample_root):
+    torch.manual_seed(0)
+    model = TinyNet().eval()
+    _, val_loader = loaders(sample_root)
+    scores = evaluate(model, val_loader, 21, device="cpu", progress=False)
+    cm, loss_sum, pixels = ConfusionMatrix(21), 0.0, 0
+    val = VOCSegmentation(sample_root, "val", eval_transforms())
+    with torch.no_grad():
+        for i in range(4):
+            image, mask = val[i]
+            logits = model(image[None])
+            cm.update(logits.argmax(1), mask[None])
+            loss_sum += nn.functional.cross_entropy(logits, mask[None], ignore_index=255, reduction="sum").item()
+            pixels += int((mask != 255).sum())
+    assert scores["miou"] == pytest.approx(cm.compute().miou)
+    assert scores["loss"] == pytest.approx(loss_sum / pixels, rel=1e-5)
+
+
+def test_gradient_accumulation_matches_a_big_batch():
+    torch.manual_seed(0)
+    x, y = torch.randn(8, 3, 6, 6), torch.randint(0, 21, (8, 6, 6))
+    big, small = nn.Conv2d(3, 21, 1), nn.Conv2d(3, 21, 1)
+    small.load_state_dict(big.state_dict())
+    for model, batches, steps in ((big, [(x, y)], 1), (small, [(x[:4], y[:4]), (x[4:], y[4:])], 2)):
+        opt = torch.optim.SGD(model.parameters(), lr=0.5)
+        train_one_epoch(model, batches, opt, device="cpu", grad_accum_steps=steps, progress=False)
+    assert torch.allclose(big.weight, small.weight, atol=1e-6)
+
+
+def test_early_stop(sample_root):
+    torch.manual_seed(0)
+    model = TinyNet()
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)         # nothing changes: no improvement
+    train_loader, val_loader = loaders(sample_root)
+    history = fit(model, train_loader, val_loader, optimizer=opt, epochs=6, num_classes=21,
+                  device="cpu", early_stop_patience=2, progress=False, verbose=False)
+    assert len(history) == 3 and math.isfinite(history[-1]["miou"])
