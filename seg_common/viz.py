@@ -177,3 +177,30 @@ def save_figure(fig: plt.Figure, path: str | Path, dpi: int = 80) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
     return path
+
+
+def overlap_counts(size: int, kernel: int, stride: int, padding: int = 0) -> torch.Tensor:
+    """How many kernel placements write to each output pixel of a transposed convolution.
+
+    A ``size x size`` input of ones through a ``kernel x kernel`` kernel of ones: the result counts
+    the overlaps. Uneven counts (kernel not divisible by stride) are what draws checkerboards.
+    """
+    ones = torch.ones(1, 1, size, size)
+    return torch.nn.functional.conv_transpose2d(
+        ones, torch.ones(1, 1, kernel, kernel), stride=stride, padding=padding)[0, 0]
+
+
+def draw_overlap(ax: plt.Axes, size: int, kernel: int, stride: int, padding: int = 0,
+                 vmax: float | None = None) -> torch.Tensor:
+    """Draw :func:`overlap_counts` as an annotated heat map and return the counts."""
+    counts = overlap_counts(size, kernel, stride, padding)
+    ax.imshow(counts, cmap="viridis", vmin=0, vmax=vmax or float(counts.max()), interpolation="nearest")
+    if counts.numel() <= 400:
+        for (i, j), value in np.ndenumerate(counts.numpy()):
+            ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=8,
+                    color="white" if value < 0.6 * float(counts.max()) else "black")
+    ax.set_title(f"k={kernel}, s={stride}, p={padding}: {size}x{size} -> "
+                 f"{counts.shape[0]}x{counts.shape[1]}", fontsize=10)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return counts

@@ -29,3 +29,27 @@ def browse_dataset(dataset, alpha: float = 0.5) -> None:
         index=widgets.IntSlider(value=0, min=0, max=len(dataset) - 1, description="image"),
         alpha=widgets.FloatSlider(value=alpha, min=0.0, max=1.0, step=0.05, description="alpha"),
     )
+
+
+def explore_transposed_conv(size: int = 4, kernel: int = 3, stride: int = 2, padding: int = 0) -> None:
+    """Sliders for a transposed convolution's kernel, stride and padding: output shape and overlap map."""
+    import ipywidgets as widgets
+
+    def show(kernel: int, stride: int, padding: int) -> None:
+        out = (size - 1) * stride - 2 * padding + kernel
+        if out < 1:
+            print(f"output size (n-1)s - 2p + k = {out}: padding too large for this kernel")
+            return
+        fig, ax = plt.subplots(figsize=(4.5, 4.5))
+        counts = viz.draw_overlap(ax, size, kernel, stride, padding)
+        inner = counts[kernel:-kernel, kernel:-kernel]          # away from the borders
+        even = "even" if inner.numel() == 0 or inner.min() == inner.max() else "uneven: expect a checkerboard"
+        print(f"output {out}x{out} = ({size}-1)*{stride} - 2*{padding} + {kernel}; overlap {even}")
+        plt.show()
+
+    widgets.interact(
+        show,
+        kernel=widgets.IntSlider(value=kernel, min=1, max=8, description="kernel"),
+        stride=widgets.IntSlider(value=stride, min=1, max=4, description="stride"),
+        padding=widgets.IntSlider(value=padding, min=0, max=3, description="padding"),
+    )

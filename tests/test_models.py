@@ -1,0 +1,87 @@
+import urllib.error
+
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+
+from seg_common.models import FCN8s, FCN32s, bilinear_kernel, build_model, fcn_resnet18_d2l
+from seg_common.models import backbones
+
+
+def d2l_fcn(num_classes=21):
+    """The FCN exactly as the d2l book builds it (section "Fully Convolutional Networks")."""
+    pretrained_net = torchvision.models.resnet18(weights=None)
+    net = nn.Sequential(*list(pretrained_net.children())[:-2])
+    net.add_module("final_conv", nn.Conv2d(512, num_classes, kernel_size=1))
+    net.add_module("transpose_conv", nn.ConvTranspose2d(num_classes, num_classes, kernel_size=64,
+                                                        padding=16, stride=32))
+    return net
+
+
+def test_fcn32s_is_the_books_fcn():
+    torch.manual_seed(0)
+    ours = fcn_resnet18_d2l().eval()
+    book = d2l_fcn().eval()
+    state = {k.removeprefix("features."): v for k, v in ours.state_dict().items()}
+    book.load_state_dict(state)                      # same parameter names and shapes
+    x = torch.randn(1, 3, 320, 480)
+    with torch.no_grad():
+        assert book[:-2](x).shape == (1, 512, 10, 15)    # the book's printed feature shape
+        assert torch.allclose(ours(x), book(x), atol=1e-5)
+    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in book.parameters())
+
+
+@pytest.mark.parametrize("model_cls", [FCN32s, FCN8s])
+@pytest.mark.parametrize("size", [(320, 480), (375, 500), (500, 333), (97, 131)])
+def test_prediction_covers_the_whole_image(model_cls, size):
+    model = model_cls(num_classes=5).eval()
+    with torch.no_grad():
+        assert model(torch.randn(2, 3, *size)).shape == (2, 5, *size)
+
+
+def test_padding_does_not_change_the_result_where_nothing_was_padded():
+    # An input that is already a multiple of 32 goes through untouched.
+    torch.manual_seed(0)
+    model = FCN32s(num_classes=3).eval()
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        direct = model.transpose_conv(model.final_conv(model.features(x)))
+        assert torch.equal(model(x), direct)
+
+
+def test_bilinear_transposed_conv_equals_interpolate_inside():
+    layer = nn.ConvTranspose2d(3, 3, kernel_size=4, stride=2, padding=1, bias=False)
+    layer.weight.data.copy_(bilinear_kernel(3, 3, 4))
+    x = torch.rand(1, 3, 9, 11)
+    with torch.no_grad():
+        ours = layer(x)
+    ref = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+    assert torch.allclose(ours[..., 1:-1, 1:-1], ref[..., 1:-1, 1:-1], atol=1e-6)
+    assert not torch.allclose(ours[..., 0, :], ref[..., 0, :], atol=1e-3)   # the border differs
+    k = bilinear_kernel(2, 2, 64)
+    assert torch.equal(k[0, 1], torch.zeros(64, 64)) and k[0, 0].max() < 1
+
+
+def test_fcn8s_skips_start_at_zero_and_learn():
+    model = FCN8s(num_classes=4)
+    assert model.score8.weight.abs().sum() == 0 and model.score16.weight.abs().sum() == 0
+    out = model(torch.randn(2, 3, 64, 64))
+    F.cross_entropy(out, torch.randint(0, 4, (2, 64, 64))).backward()
+    assert model.score8.weight.grad.abs().sum() > 0 and model.score16.weight.grad.abs().sum() > 0
+
+
+def test_build_model_lists_valid_names():
+    assert isinstance(build_model("fcn8s_resnet18", num_classes=3), FCN8s)
+    with pytest.raises(ValueError, match="Unknown model 'fcn_resnet81'. Choose one of: fcn32s_resnet18, fcn8s_resnet18"):
+        build_model("fcn_resnet81")
+
+
+def test_failed_weight_download_says_how_to_go_on(monkeypatch):
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(backbones.models, "resnet18", offline)
+    with pytest.raises(RuntimeError, match="Could not load the ImageNet weights.*pretrained=False"):
+        fcn_resnet18_d2l(pretrained=True)
