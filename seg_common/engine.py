@@ -296,6 +296,7 @@ def fit(
     amp: bool = False,
     channels_last: bool = False,
     early_stop_patience: int | None = None,
+    eval_every: int = 1,
     tensorboard_dir: str | Path | None = None,
     settings: dict | None = None,
     progress: bool = True,
@@ -312,13 +313,15 @@ def fit(
         resume: ``True`` continues from ``checkpoint_dir/last.pt`` (an error if it is missing);
             ``"auto"`` continues when it exists and starts fresh otherwise.
         grad_accum_steps, amp, channels_last: see :func:`train_one_epoch` (AMP only on CUDA).
-        early_stop_patience: stop when val mIoU has not improved for this many epochs.
+        early_stop_patience: stop when val mIoU has not improved for this many validations.
+        eval_every: validate every this many epochs (and after the last one); validation on
+            whole images can cost more than an epoch of training on small hardware.
         tensorboard_dir: also log every number of the history to TensorBoard there.
         settings: the run's hyper-parameters (plain values), stored in the checkpoints; a resume
             with different settings (other than ``epochs``) is refused.
 
-    Each history record holds ``epoch, lr, train_loss, val_loss, pixel_acc, mean_acc, miou,
-    iou (per class), seconds``.
+    Each history record holds ``epoch, lr, train_loss, seconds`` and, for epochs that were
+    validated, ``val_loss, pixel_acc, mean_acc, miou, iou`` (per class).
     """
     device = torch.device(device) if device is not None else default_device()
     model.to(device)
@@ -331,6 +334,8 @@ def fit(
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if resume and ckpt_dir is None:
         raise ValueError("resume needs a checkpoint_dir to resume from")
+    if eval_every < 1:
+        raise ValueError(f"eval_every must be at least 1, got {eval_every}")
     if resume not in (True, False, "auto"):
         raise ValueError(f"resume must be True, False or 'auto', got {resume!r}")
 
@@ -375,7 +380,7 @@ def fit(
             if scheduler is not None and not scheduler_per_iteration:
                 scheduler.step()
             record: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, "train_loss": train_loss}
-            if val_loader is not None:
+            if val_loader is not None and ((epoch + 1) % eval_every == 0 or epoch + 1 == epochs):
                 scores = evaluate(model, val_loader, num_classes, device=device,
                                   channels_last=channels_last, progress=progress)
                 record.update(val_loss=scores["loss"], pixel_acc=scores["pixel_acc"],
@@ -383,9 +388,10 @@ def fit(
             record["seconds"] = time.perf_counter() - started
             history.append(record)
 
-            miou = record.get("miou", float("nan"))
-            improved = miou > best_miou
-            best_miou, stale = (miou, 0) if improved else (best_miou, stale + 1)
+            improved = False
+            if "miou" in record:
+                improved = record["miou"] > best_miou
+                best_miou, stale = (record["miou"], 0) if improved else (best_miou, stale + 1)
             if ckpt_dir is not None:
                 state = {
                     "format": CHECKPOINT_FORMAT, "model": getattr(model, "module", model).state_dict(),

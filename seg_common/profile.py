@@ -52,6 +52,13 @@ def pictures_dir() -> Path:
     return (root if root is not None else Path.cwd()) / "pictures"
 
 
+def runs_dir() -> Path:
+    """Where training runs keep checkpoints and histories: ``runs/`` at the repository root
+    (``./runs`` outside a checkout). Git ignores it."""
+    root = repo_root()
+    return (root if root is not None else Path.cwd()) / "runs"
+
+
 def real_voc_present(base_root: Path) -> bool:
     """True when ``base_root`` holds a real (not generated) VOC 2012 with images in it."""
     voc = Path(base_root) / "VOCdevkit" / "VOC2012"

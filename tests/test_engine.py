@@ -147,3 +147,30 @@ def test_early_stop(sample_root):
     history = fit(model, train_loader, val_loader, optimizer=opt, epochs=6, num_classes=21,
                   device="cpu", early_stop_patience=2, progress=False, verbose=False)
     assert len(history) == 3 and math.isfinite(history[-1]["miou"])
+
+
+def test_eval_every_validates_on_schedule_and_after_the_last_epoch(sample_root):
+    torch.manual_seed(0)
+    model = TinyNet()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    train_loader, val_loader = loaders(sample_root)
+    history = fit(model, train_loader, val_loader, optimizer=opt, epochs=5, num_classes=21,
+                  device="cpu", eval_every=2, progress=False, verbose=False)
+    assert ["miou" in h for h in history] == [False, True, False, True, True]
+    with pytest.raises(ValueError, match="eval_every"):
+        fit(model, train_loader, val_loader, optimizer=opt, epochs=1, num_classes=21, eval_every=0)
+
+
+def test_tensorboard_logging_writes_every_number(sample_root, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    torch.manual_seed(0)
+    model = TinyNet()
+    train_loader, val_loader = loaders(sample_root)
+    fit(model, train_loader, val_loader, optimizer=torch.optim.SGD(model.parameters(), lr=0.01),
+        epochs=2, num_classes=21, device="cpu", tensorboard_dir=tmp_path, progress=False, verbose=False)
+    events = EventAccumulator(str(tmp_path))
+    events.Reload()
+    assert {"train_loss", "miou", "pixel_acc", "lr"} <= set(events.Tags()["scalars"])
+    assert [e.step for e in events.Scalars("miou")] == [1, 2]
