@@ -5,8 +5,6 @@ BIN    := $(abspath $(VENV))/bin
 STAMP  := $(VENV)/.installed
 # The venv's tools come first, so Jupyter kernels start with the venv's Python.
 export PATH := $(BIN):$(PATH)
-# Headless: figures are drawn without a display (notebooks use the inline backend regardless).
-export MPLBACKEND ?= Agg
 
 .PHONY: notebooks test lab setup data clean
 

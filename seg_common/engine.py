@@ -320,8 +320,8 @@ def fit(
         settings: the run's hyper-parameters (plain values), stored in the checkpoints; a resume
             with different settings (other than ``epochs``) is refused.
 
-    Each history record holds ``epoch, lr, train_loss, seconds`` and, for epochs that were
-    validated, ``val_loss, pixel_acc, mean_acc, miou, iou`` (per class).
+    Each history record holds ``epoch, lr, train_loss, train_seconds, seconds`` (training only,
+    and the whole epoch with validation) and, for epochs that were validated, ``val_loss, pixel_acc, mean_acc, miou, iou`` (per class).
     """
     device = torch.device(device) if device is not None else default_device()
     model.to(device)
@@ -379,7 +379,8 @@ def fit(
                 desc=f"epoch {epoch + 1}")
             if scheduler is not None and not scheduler_per_iteration:
                 scheduler.step()
-            record: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, "train_loss": train_loss}
+            record: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, "train_loss": train_loss,
+                                      "train_seconds": time.perf_counter() - started}
             if val_loader is not None and ((epoch + 1) % eval_every == 0 or epoch + 1 == epochs):
                 scores = evaluate(model, val_loader, num_classes, device=device,
                                   channels_last=channels_last, progress=progress)

@@ -73,9 +73,11 @@ def test_resume_without_the_rng_state_would_differ(sample_root, tmp_path):
 
 def test_history_and_checkpoint_contents(sample_root, tmp_path):
     model, _, history = run(sample_root, 2, ckpt=tmp_path)
-    keys = {"epoch", "lr", "train_loss", "val_loss", "pixel_acc", "mean_acc", "miou", "iou", "seconds"}
+    keys = {"epoch", "lr", "train_loss", "train_seconds", "val_loss", "pixel_acc", "mean_acc", "miou",
+            "iou", "seconds"}
     assert all(keys <= set(h) for h in history)
     assert len(history[0]["iou"]) == 21 and 0 <= history[-1]["miou"] <= 1
+    assert all(0 < h["train_seconds"] <= h["seconds"] for h in history)
     state = load_checkpoint(tmp_path / LAST)
     assert {"model", "optimizer", "scheduler", "epoch", "history", "rng", "settings",
             "model_class"} <= set(state)
