@@ -85,3 +85,49 @@ def test_failed_weight_download_says_how_to_go_on(monkeypatch):
     monkeypatch.setattr(backbones.models, "resnet18", offline)
     with pytest.raises(RuntimeError, match="Could not load the ImageNet weights.*pretrained=False"):
         fcn_resnet18_d2l(pretrained=True)
+
+
+# ---- ResNet U-Net ----------------------------------------------------------------------------
+
+from seg_common.models import ResNetUNet  # noqa: E402
+
+
+@pytest.mark.parametrize("size", [(320, 480), (375, 500), (97, 131), (32, 32)])
+def test_unet_predicts_at_the_input_size(size):
+    model = build_model("unet_resnet18", num_classes=6).eval()
+    assert isinstance(model, ResNetUNet)
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, *size)).shape == (1, 6, *size)
+
+
+def test_unet_encoder_is_torchvisions_resnet18():
+    torch.manual_seed(0)
+    unet = ResNetUNet().eval()
+    ref = torchvision.models.resnet18(weights=None).eval()
+    # Copy the U-Net's encoder weights into a plain ResNet-18 and compare the stride-32 features.
+    mapping = {}
+    for k, v in unet.state_dict().items():
+        if k.startswith("layer0.0."):
+            mapping["conv1." + k[len("layer0.0."):]] = v
+        elif k.startswith("layer0.1."):
+            mapping["bn1." + k[len("layer0.1."):]] = v
+        elif k.startswith("layer1.1."):
+            mapping["layer1." + k[len("layer1.1."):]] = v
+        elif k.startswith(("layer2.", "layer3.", "layer4.")):
+            mapping[k] = v
+    missing = ref.load_state_dict(mapping, strict=False).missing_keys
+    assert set(missing) == {"fc.weight", "fc.bias"}
+    x = torch.randn(1, 3, 64, 96)
+    backbone = nn.Sequential(*list(ref.children())[:-2])
+    with torch.no_grad():
+        ours = unet.layer4(unet.layer3(unet.layer2(unet.layer1(unet.layer0(x)))))
+        assert torch.allclose(ours, backbone(x), atol=1e-5)
+
+
+def test_unet_skip_connections_carry_gradient_to_every_stage():
+    model = ResNetUNet(num_classes=3)
+    out = model(torch.randn(2, 3, 64, 64))
+    F.cross_entropy(out, torch.randint(0, 3, (2, 64, 64))).backward()
+    for name in ["layer0.0.weight", "layer1.1.0.conv1.weight", "layer4.0.conv1.weight",
+                 "full_res.0.0.weight", "up0.mix.0.0.weight"]:
+        assert dict(model.named_parameters())[name].grad.abs().sum() > 0, name

@@ -10,10 +10,12 @@ from typing import Callable
 from torch import nn
 
 from .fcn import FCN8s, FCN32s, bilinear_kernel, fcn8s_resnet18, fcn_resnet18_d2l
+from .unet import ResNetUNet, unet_resnet18
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "fcn32s_resnet18": fcn_resnet18_d2l,
     "fcn8s_resnet18": fcn8s_resnet18,
+    "unet_resnet18": unet_resnet18,
 }
 
 
@@ -24,5 +26,5 @@ def build_model(name: str, num_classes: int = 21, pretrained: bool = False) -> n
     return MODELS[name](num_classes=num_classes, pretrained=pretrained)
 
 
-__all__ = ["FCN32s", "FCN8s", "MODELS", "bilinear_kernel", "build_model", "fcn8s_resnet18",
-           "fcn_resnet18_d2l"]
+__all__ = ["FCN32s", "FCN8s", "MODELS", "ResNetUNet", "bilinear_kernel", "build_model",
+           "fcn8s_resnet18", "fcn_resnet18_d2l", "unet_resnet18"]

@@ -1,0 +1,80 @@
+"""A U-Net whose encoder is a torchvision ResNet-18.
+
+Encoder stages (stride and channels for ResNet-18):
+
+    layer0 = conv1 + bn1 + relu    stride 2,  64 channels
+    layer1 = maxpool + layer1      stride 4,  64
+    layer2                         stride 8,  128
+    layer3                         stride 16, 256
+    layer4                         stride 32, 512
+
+The decoder climbs back one scale at a time: upsample x2 (bilinear resize, then convolutions - no
+transposed convolution, so no checkerboard), concatenate the encoder stage of that scale (the skip
+connection that carries the sharp positions), and mix with two 3x3 conv + BN + ReLU. A last step
+joins features computed from the input itself, so the prediction has full-resolution detail.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .backbones import load_resnet
+from .fcn import pad_to_multiple
+
+
+def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+                         nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
+
+
+class UpBlock(nn.Module):
+    """Upsample ``x`` to the size of ``skip``, concatenate, then two conv-BN-ReLU."""
+
+    def __init__(self, in_channels: int, skip_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.mix = nn.Sequential(conv_bn_relu(in_channels + skip_channels, out_channels),
+                                 conv_bn_relu(out_channels, out_channels))
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        return self.mix(torch.cat([x, skip], dim=1))
+
+
+class ResNetUNet(nn.Module):
+    """U-Net with a ResNet-18 encoder; ``[B, 3, H, W]`` -> ``[B, num_classes, H, W]`` for any H, W."""
+
+    stride = 32
+
+    def __init__(self, num_classes: int = 21, pretrained: bool = False) -> None:
+        super().__init__()
+        net = load_resnet("resnet18", pretrained)
+        self.layer0 = nn.Sequential(net.conv1, net.bn1, net.relu)
+        self.layer1 = nn.Sequential(net.maxpool, net.layer1)
+        self.layer2, self.layer3, self.layer4 = net.layer2, net.layer3, net.layer4
+        self.up3 = UpBlock(512, 256, 256)
+        self.up2 = UpBlock(256, 128, 128)
+        self.up1 = UpBlock(128, 64, 64)
+        self.up0 = UpBlock(64, 64, 64)
+        self.full_res = nn.Sequential(conv_bn_relu(3, 32), conv_bn_relu(32, 32))
+        self.up_full = UpBlock(64, 32, 32)
+        self.classifier = nn.Conv2d(32, num_classes, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, (h, w) = pad_to_multiple(x, self.stride)
+        s2 = self.layer0(x)
+        s4 = self.layer1(s2)
+        s8 = self.layer2(s4)
+        s16 = self.layer3(s8)
+        s32 = self.layer4(s16)
+        d = self.up3(s32, s16)
+        d = self.up2(d, s8)
+        d = self.up1(d, s4)
+        d = self.up0(d, s2)
+        d = self.up_full(d, self.full_res(x))
+        return self.classifier(d)[..., :h, :w]
+
+
+def unet_resnet18(num_classes: int = 21, pretrained: bool = False) -> ResNetUNet:
+    """The ResNet-18 U-Net (encoder ImageNet-pretrained when ``pretrained``)."""
+    return ResNetUNet(num_classes, pretrained)
