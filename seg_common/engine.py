@@ -421,3 +421,73 @@ def fit(
         if writer is not None:
             writer.close()
     return history
+
+
+# ---------------------------------------------------------------------------------------------
+# Recorded runs: a small JSON summary per run, so notebooks compare runs without retraining
+# ---------------------------------------------------------------------------------------------
+
+RUN_FILE = "run.json"
+
+
+def save_run(
+    run_dir: str | Path,
+    *,
+    history: list[dict[str, Any]],
+    settings: dict[str, Any],
+    class_names: list[str] | tuple[str, ...],
+    final: dict[str, Any] | None = None,
+    model: nn.Module | None = None,
+) -> Path:
+    """Record a finished run in ``run_dir/run.json`` (history, settings, final scores, classes).
+
+    ``final`` defaults to the last validated epoch of ``history``. With ``model`` the weights go to
+    ``run_dir/weights.pt`` too. The JSON is written atomically, like the checkpoints.
+    """
+    import json
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    validated = [h for h in history if "miou" in h]
+    if final is None:
+        if not validated:
+            raise ValueError("save_run needs a final score: no epoch of the history was validated")
+        final = {k: v for k, v in validated[-1].items() if k != "epoch"}
+    record = {"format": CHECKPOINT_FORMAT, "settings": settings, "class_names": list(class_names),
+              "history": history, "final": final}
+    if model is not None:
+        record["model_class"] = _model_name(model)
+        record["parameters"] = sum(p.numel() for p in model.parameters())
+        save_weights(model, run_dir / "weights.pt", settings=settings)
+    tmp = run_dir / f".{RUN_FILE}.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(record, indent=1))
+    os.replace(tmp, run_dir / RUN_FILE)
+    return run_dir / RUN_FILE
+
+
+def load_run(run_dir: str | Path) -> dict[str, Any]:
+    """Read a run recorded by :func:`save_run`; the error names the folder when it is not there."""
+    import json
+
+    path = Path(run_dir) / RUN_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"No recorded run in {Path(run_dir)} ({RUN_FILE} is missing). Train and record it first "
+            "(save_run), or check the run's name.")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path} is not valid JSON ({exc}); record the run again.") from exc
+
+
+def load_runs(run_dirs: dict[str, str | Path]) -> dict[str, dict[str, Any]]:
+    """Load several runs for a comparison, refusing runs trained on different class sets."""
+    runs = {name: load_run(path) for name, path in run_dirs.items()}
+    reference_name, reference = next(iter(runs.items()))
+    for name, run in runs.items():
+        if run["class_names"] != reference["class_names"]:
+            raise ValueError(
+                f"Runs {reference_name!r} and {name!r} were trained on different class sets "
+                f"({len(reference['class_names'])} vs {len(run['class_names'])} classes); their "
+                "scores cannot be compared.")
+    return runs

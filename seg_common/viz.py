@@ -204,3 +204,42 @@ def draw_overlap(ax: plt.Axes, size: int, kernel: int, stride: int, padding: int
     ax.set_xticks([])
     ax.set_yticks([])
     return counts
+
+
+def plot_histories(histories: dict[str, list[dict]], *, panels: Sequence[str] = ("train_loss", "miou"),
+                   lr_panel: bool = True, figsize_per_panel: tuple[float, float] = (5.0, 3.8)) -> plt.Figure:
+    """Curves of several runs on shared axes: one panel per history key (validated epochs only
+    for validation keys), plus the learning rate on a log axis in its own panel."""
+    keys = list(panels) + (["lr"] if lr_panel else [])
+    fig, axes = plt.subplots(1, len(keys), figsize=(figsize_per_panel[0] * len(keys), figsize_per_panel[1]),
+                             squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for name, history in histories.items():
+            points = [(h["epoch"], h[key]) for h in history if key in h]
+            if points:
+                ax.plot(*zip(*points), marker="o", markersize=3, label=name)
+        if key == "lr":
+            ax.set_yscale("log")
+        ax.set_title(key.replace("_", " "))
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def prediction_grid(images: Sequence, targets: Sequence, predictions: dict[str, Sequence],
+                    names: Sequence[str] = VOC_CLASSES, palette: np.ndarray = VOC_PALETTE) -> plt.Figure:
+    """Rows are images; columns are image, ground truth, then each run's prediction - one palette
+    and one legend for all panels. ``images`` may be ImageNet-normalised ``[3, H, W]`` tensors."""
+    from .data.transforms import denormalize
+
+    for name, preds in predictions.items():
+        if len(preds) != len(images):
+            raise ValueError(f"run {name!r} has {len(preds)} predictions for {len(images)} images")
+    rows = []
+    for i, (image, target) in enumerate(zip(images, targets)):
+        shown = denormalize(image) if isinstance(image, torch.Tensor) and image.is_floating_point() else image
+        rows.append([shown, target] + [preds[i] for preds in predictions.values()])
+    return show_grid(rows, titles=["image", "ground truth", *predictions], names=names, palette=palette)

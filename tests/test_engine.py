@@ -176,3 +176,31 @@ def test_tensorboard_logging_writes_every_number(sample_root, tmp_path):
     events.Reload()
     assert {"train_loss", "miou", "pixel_acc", "lr"} <= set(events.Tags()["scalars"])
     assert [e.step for e in events.Scalars("miou")] == [1, 2]
+
+
+# ---- recorded runs ---------------------------------------------------------------------------
+
+from seg_common.engine import load_run, load_runs, save_run  # noqa: E402
+
+
+def test_save_and_load_a_run(tmp_path):
+    history = [{"epoch": 1, "train_loss": 2.0}, {"epoch": 2, "train_loss": 1.5, "miou": 0.2, "iou": [0.2]}]
+    model = TinyNet()
+    save_run(tmp_path / "A", history=history, settings={"lr": 0.1}, class_names=["bg", "x"], model=model)
+    run = load_run(tmp_path / "A")
+    assert run["history"] == history and run["settings"] == {"lr": 0.1}
+    assert run["final"] == {"train_loss": 1.5, "miou": 0.2, "iou": [0.2]}
+    assert run["model_class"] == "TinyNet" and run["parameters"] == sum(p.numel() for p in model.parameters())
+    load_weights(TinyNet(), tmp_path / "A" / "weights.pt")
+    with pytest.raises(ValueError, match="no epoch of the history was validated"):
+        save_run(tmp_path / "B", history=history[:1], settings={}, class_names=["bg"])
+
+
+def test_comparing_missing_or_mismatched_runs_is_a_clear_error(tmp_path):
+    save_run(tmp_path / "A", history=[], settings={}, class_names=["bg", "x"], final={"miou": 0.1})
+    save_run(tmp_path / "B", history=[], settings={}, class_names=["bg", "x", "y"], final={"miou": 0.2})
+    with pytest.raises(FileNotFoundError, match=f"No recorded run in {tmp_path / 'C'}"):
+        load_runs({"A": tmp_path / "A", "C": tmp_path / "C"})
+    with pytest.raises(ValueError, match="'A' and 'B' were trained on different class sets \\(2 vs 3"):
+        load_runs({"A": tmp_path / "A", "B": tmp_path / "B"})
+    assert set(load_runs({"A": tmp_path / "A", "A2": tmp_path / "A"})) == {"A", "A2"}

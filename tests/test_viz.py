@@ -48,3 +48,21 @@ def test_per_class_bars_checks_length():
         viz.per_class_bars(np.ones(3))
     ax = viz.per_class_bars(np.arange(21))
     assert len(ax.patches) == 21
+
+
+def test_plot_histories_shares_axes_and_puts_lr_on_a_log_axis():
+    runs = {"A": [{"epoch": 1, "train_loss": 2.0, "lr": 0.1}, {"epoch": 2, "train_loss": 1.0, "lr": 0.01, "miou": 0.3}],
+            "B": [{"epoch": 1, "train_loss": 3.0, "lr": 0.1, "miou": 0.1}, {"epoch": 2, "train_loss": 2.0, "lr": 0.1}]}
+    fig = viz.plot_histories(runs)
+    loss_ax, miou_ax, lr_ax = fig.axes
+    assert [len(line.get_xdata()) for line in loss_ax.lines] == [2, 2]
+    assert [list(line.get_xdata()) for line in miou_ax.lines] == [[2], [1]]   # validated epochs only
+    assert lr_ax.get_yscale() == "log" and loss_ax.get_yscale() == "linear"
+
+
+def test_prediction_grid_has_a_column_per_run(sample_root):
+    image, mask = VOCSegmentation(sample_root, "val")[0]
+    fig = viz.prediction_grid([image, image], [mask, mask], {"A": [mask, mask], "B": [mask, mask]})
+    assert len(fig.axes) == 2 * 4 and fig.axes[3].get_title() == "B"
+    with pytest.raises(ValueError, match="run 'A' has 1 predictions for 2 images"):
+        viz.prediction_grid([image, image], [mask, mask], {"A": [mask]})
