@@ -10,6 +10,7 @@ give the same weights as 4 epochs in one go.
 """
 from __future__ import annotations
 
+import json
 import os
 import random
 import time
@@ -444,8 +445,6 @@ def save_run(
     ``final`` defaults to the last validated epoch of ``history``. With ``model`` the weights go to
     ``run_dir/weights.pt`` too. The JSON is written atomically, like the checkpoints.
     """
-    import json
-
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     validated = [h for h in history if "miou" in h]
@@ -467,8 +466,6 @@ def save_run(
 
 def load_run(run_dir: str | Path) -> dict[str, Any]:
     """Read a run recorded by :func:`save_run`; the error names the folder when it is not there."""
-    import json
-
     path = Path(run_dir) / RUN_FILE
     if not path.is_file():
         raise FileNotFoundError(

@@ -40,23 +40,26 @@ def repo_root() -> Path | None:
     return None
 
 
-def default_base_root() -> Path:
+def project_path(name: str) -> Path:
+    """``name`` at the repository root, or in the current folder outside a checkout (Colab)."""
     root = repo_root()
-    return (root if root is not None else Path.cwd()) / "data"
+    return (root if root is not None else Path.cwd()) / name
+
+
+def default_base_root() -> Path:
+    return project_path("data")
 
 
 def pictures_dir() -> Path:
     """Where notebooks save their figures: ``pictures/`` at the repository root (``./pictures``
     when the package is installed outside a checkout)."""
-    root = repo_root()
-    return (root if root is not None else Path.cwd()) / "pictures"
+    return project_path("pictures")
 
 
 def runs_dir() -> Path:
     """Where training runs keep checkpoints and histories: ``runs/`` at the repository root
     (``./runs`` outside a checkout). Git ignores it."""
-    root = repo_root()
-    return (root if root is not None else Path.cwd()) / "runs"
+    return project_path("runs")
 
 
 def real_voc_present(base_root: Path) -> bool:
