@@ -158,6 +158,14 @@ def _loader_generators(loader: Iterable | None) -> dict[str, torch.Generator]:
 # One epoch of training, one pass of evaluation
 # ---------------------------------------------------------------------------------------------
 
+def set_batchnorm_eval(model: nn.Module) -> int:
+    """Put every BatchNorm layer of ``model`` in eval mode; returns how many there are."""
+    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for layer in layers:
+        layer.eval()
+    return len(layers)
+
+
 def _grad_scaler(enabled: bool):
     if hasattr(torch.amp, "GradScaler"):
         return torch.amp.GradScaler("cuda", enabled=enabled)
@@ -179,13 +187,24 @@ def train_one_epoch(
     channels_last: bool = False,
     progress: bool = True,
     desc: str = "train",
+    step_losses: list | None = None,
+    freeze_bn: bool = False,
 ) -> float:
     """One pass over ``loader``; returns the mean training loss per batch.
 
     ``grad_accum_steps`` > 1 adds up gradients over that many batches before each optimizer step
-    (the loss is divided by it, so k batches of b act like one batch of k*b). With
-    ``scheduler_per_iteration`` the scheduler steps after every optimizer step (Poly, OneCycle).
-    Losses stay on the device until the end of the epoch: no host sync per batch.
+    (each batch's loss is divided by the number of batches in its group, so k batches of b act
+    like one batch of k*b; a shorter last group at the end of the epoch is divided by its own
+    size). With ``scheduler_per_iteration`` the scheduler steps after every optimizer step (Poly,
+    OneCycle). Losses stay on the device until the end of the epoch: no host sync per batch.
+    ``step_losses``, when given a list, receives the loss of every optimizer step (the mean over
+    its batches) at the end of the epoch. ``freeze_bn`` keeps every BatchNorm layer in eval mode:
+    it normalises with its running statistics and does not update them (its affine weights still
+    learn) - the usual choice for a pretrained backbone trained with small batches.
+
+    Gradient accumulation is exact only for models that treat each image on its own: BatchNorm
+    normalises with the statistics of each small batch, so k batches of b differ slightly from one
+    batch of k*b (notebook 04 measures by how much).
     """
     device = torch.device(device) if device is not None else default_device()
     loss_fn = loss_fn or nn.CrossEntropyLoss(ignore_index=255)
@@ -194,9 +213,13 @@ def train_one_epoch(
     if grad_accum_steps < 1:
         raise ValueError(f"grad_accum_steps must be at least 1, got {grad_accum_steps}")
     model.train()
+    if freeze_bn:
+        set_batchnorm_eval(model)
     total = torch.zeros((), device=device)
     batches = 0
     n = len(loader) if hasattr(loader, "__len__") else None
+    per_step: list[torch.Tensor] = []
+    group_loss = torch.zeros((), device=device)
     optimizer.zero_grad(set_to_none=True)
     bar = tqdm(loader, desc=desc, total=n, leave=False, disable=not progress)
     for i, (images, targets) in enumerate(bar):
@@ -206,8 +229,11 @@ def train_one_epoch(
             images = images.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
             loss = loss_fn(model(images), targets)
-        scaler.scale(loss / grad_accum_steps).backward()
+        group_start = i - i % grad_accum_steps
+        group_size = grad_accum_steps if n is None else min(grad_accum_steps, n - group_start)
+        scaler.scale(loss / group_size).backward()
         total += loss.detach()
+        group_loss += loss.detach() / group_size
         batches += 1
         if (i + 1) % grad_accum_steps == 0 or (n is not None and i + 1 == n):
             scaler.step(optimizer)
@@ -215,9 +241,26 @@ def train_one_epoch(
             optimizer.zero_grad(set_to_none=True)
             if scheduler is not None and scheduler_per_iteration:
                 scheduler.step()
+            per_step.append(group_loss)
+            group_loss = torch.zeros((), device=device)
         if progress and (i + 1) % 10 == 0:
             bar.set_postfix(loss=f"{total.item() / batches:.3f}")
+    if step_losses is not None:
+        step_losses.extend(torch.stack(per_step).tolist() if per_step else [])
     return total.item() / max(batches, 1)
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, image: torch.Tensor, device: torch.device | str | None = None) -> torch.Tensor:
+    """Class map of one image: ``[3, H, W]`` (normalised as in training) -> ``[H, W]`` int64 on
+    the CPU, at the image's own size. Puts the model in eval mode."""
+    if image.ndim != 3:
+        raise ValueError(f"predict takes one image [3, H, W], got shape {tuple(image.shape)}; "
+                         "for a batch call the model and take argmax(1)")
+    if device is None:
+        device = next(model.parameters()).device
+    model.eval()
+    return model(image[None].to(device)).argmax(1)[0].cpu()
 
 
 @torch.inference_mode()
@@ -298,6 +341,7 @@ def fit(
     channels_last: bool = False,
     early_stop_patience: int | None = None,
     eval_every: int = 1,
+    freeze_bn: bool = False,
     tensorboard_dir: str | Path | None = None,
     settings: dict | None = None,
     progress: bool = True,
@@ -313,7 +357,8 @@ def fit(
         checkpoint_dir: where ``last.pt`` and ``best.pt`` go (nothing is saved when None).
         resume: ``True`` continues from ``checkpoint_dir/last.pt`` (an error if it is missing);
             ``"auto"`` continues when it exists and starts fresh otherwise.
-        grad_accum_steps, amp, channels_last: see :func:`train_one_epoch` (AMP only on CUDA).
+        grad_accum_steps, amp, channels_last, freeze_bn: see :func:`train_one_epoch` (AMP only
+            on CUDA).
         early_stop_patience: stop when val mIoU has not improved for this many validations.
         eval_every: validate every this many epochs (and after the last one); validation on
             whole images can cost more than an epoch of training on small hardware.
@@ -377,7 +422,7 @@ def fit(
                 model, train_loader, optimizer, loss_fn=loss_fn, device=device, scheduler=scheduler,
                 scheduler_per_iteration=scheduler_per_iteration, grad_accum_steps=grad_accum_steps,
                 amp=amp, scaler=scaler, channels_last=channels_last, progress=progress,
-                desc=f"epoch {epoch + 1}")
+                desc=f"epoch {epoch + 1}", freeze_bn=freeze_bn)
             if scheduler is not None and not scheduler_per_iteration:
                 scheduler.step()
             record: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, "train_loss": train_loss,
@@ -488,3 +533,54 @@ def load_runs(run_dirs: dict[str, str | Path]) -> dict[str, dict[str, Any]]:
                 f"({len(reference['class_names'])} vs {len(run['class_names'])} classes); their "
                 "scores cannot be compared.")
     return runs
+
+
+def summarize_runs(runs: dict[str, list[dict[str, Any]]],
+                   keys: Iterable[str] = ("miou", "pixel_acc", "mean_acc")):
+    """Mean, spread (min-max) and standard deviation over the seeds of each named setting.
+
+    ``runs`` maps a setting's name to its recorded runs (one per seed, as :func:`load_run`
+    returns them). Returns a pandas DataFrame, one row per setting, with the columns
+    ``<key> mean``, ``<key> std``, ``<key> min``, ``<key> max`` and ``seeds``. Settings trained on
+    different class sets are refused, as in :func:`load_runs`.
+    """
+    import pandas as pd
+
+    classes = None
+    rows = {}
+    for name, seeds in runs.items():
+        if not seeds:
+            raise ValueError(f"setting {name!r} has no recorded runs")
+        for run in seeds:
+            if classes is None:
+                classes = run["class_names"]
+            elif run["class_names"] != classes:
+                raise ValueError(f"{name!r} has runs trained on a different class set "
+                                 f"({len(run['class_names'])} vs {len(classes)} classes)")
+        row: dict[str, float] = {}
+        for key in keys:
+            values = np.array([run["final"][key] for run in seeds], dtype=float)
+            row.update({f"{key} mean": values.mean(), f"{key} std": values.std(ddof=1) if len(values) > 1 else 0.0,
+                        f"{key} min": values.min(), f"{key} max": values.max()})
+        row["seeds"] = len(seeds)
+        rows[name] = row
+    return pd.DataFrame(rows).T
+
+
+def compare_settings(summary, pairs: Iterable[tuple[str, str]], key: str = "miou"):
+    """For each ``(before, after)`` pair of a :func:`summarize_runs` table: the change of the mean
+    and whether it is larger than the spread - the seeds' ranges ``[min, max]`` do not overlap."""
+    import pandas as pd
+
+    rows = []
+    for before, after in pairs:
+        for name in (before, after):
+            if name not in summary.index:
+                raise KeyError(f"no setting {name!r} in the summary (have: {', '.join(summary.index)})")
+        b, a = summary.loc[before], summary.loc[after]
+        change = a[f"{key} mean"] - b[f"{key} mean"]
+        separated = a[f"{key} min"] > b[f"{key} max"] or a[f"{key} max"] < b[f"{key} min"]
+        rows.append({"change": f"{before} -> {after}", f"{key} before": b[f"{key} mean"],
+                     f"{key} after": a[f"{key} mean"], "difference": change,
+                     "larger than the spread": bool(separated)})
+    return pd.DataFrame(rows).set_index("change")

@@ -206,26 +206,214 @@ def draw_overlap(ax: plt.Axes, size: int, kernel: int, stride: int, padding: int
     return counts
 
 
-def plot_histories(histories: dict[str, list[dict]], *, panels: Sequence[str] = ("train_loss", "miou"),
-                   lr_panel: bool = True, figsize_per_panel: tuple[float, float] = (5.0, 3.8)) -> plt.Figure:
+def _seed_curves(history_or_seeds, key: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Epochs and values ``[seeds, epochs]`` of ``key``; several seeds must share their epochs."""
+    seeds = history_or_seeds
+    if not seeds:
+        return None
+    if isinstance(seeds[0], dict):        # one history
+        seeds = [seeds]
+    curves = []
+    for history in seeds:
+        points = [(h["epoch"], h[key]) for h in history if key in h]
+        curves.append(points)
+    if not curves[0]:
+        return None
+    epochs = [e for e, _ in curves[0]]
+    for points in curves[1:]:
+        if [e for e, _ in points] != epochs:
+            raise ValueError(f"the seeds of one run must record {key!r} at the same epochs")
+    return np.array(epochs), np.array([[v for _, v in points] for points in curves], dtype=float)
+
+
+#: Line styles and markers of successive runs, so that runs whose curves coincide stay visible.
+LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1, 1, 1)))
+MARKERS = ("o", "s", "^", "D", "v", "P")
+
+
+def plot_histories(histories: dict[str, list], *, panels: Sequence[str] = ("train_loss", "miou"),
+                   lr_panel: bool = True, figsize_per_panel: tuple[float, float] = (5.0, 3.8),
+                   titles: dict[str, str] | None = None) -> plt.Figure:
     """Curves of several runs on shared axes: one panel per history key (validated epochs only
-    for validation keys), plus the learning rate on a log axis in its own panel."""
+    for validation keys), plus the learning rate on a log axis in its own panel.
+
+    A run is one history (a list of per-epoch dicts) or a list of histories, one per seed; seeds
+    are drawn as their mean with the min-max range shaded. Each run keeps its colour in every
+    panel. ``titles`` renames panels (by key).
+    """
     keys = list(panels) + (["lr"] if lr_panel else [])
-    fig, axes = plt.subplots(1, len(keys), figsize=(figsize_per_panel[0] * len(keys), figsize_per_panel[1]),
-                             squeeze=False)
+    legend_below = len(histories) > 3       # many runs: one legend below, clear of the curves
+    legend_inches = (0.27 * -(-len(histories) // 3) + 0.15) if legend_below else 0.0
+    fig, axes = plt.subplots(1, len(keys), squeeze=False,
+                             figsize=(figsize_per_panel[0] * len(keys), figsize_per_panel[1] + legend_inches))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, key in zip(axes[0], keys):
-        for name, history in histories.items():
-            points = [(h["epoch"], h[key]) for h in history if key in h]
-            if points:
-                ax.plot(*zip(*points), marker="o", markersize=3, label=name)
+        for i, (name, runs) in enumerate(histories.items()):
+            curve = _seed_curves(runs, key)
+            if curve is None:
+                continue
+            epochs, values = curve
+            colour = colours[i % len(colours)]
+            label = name if len(values) == 1 else f"{name} (mean of {len(values)} seeds)"
+            ax.plot(epochs, values.mean(0), marker=MARKERS[i % len(MARKERS)], markersize=4, color=colour,
+                    linestyle=LINESTYLES[i % len(LINESTYLES)], label=label)
+            if len(values) > 1:
+                ax.fill_between(epochs, values.min(0), values.max(0), color=colour, alpha=0.18, linewidth=0)
         if key == "lr":
             ax.set_yscale("log")
-        ax.set_title(key.replace("_", " "))
+        ax.set_title((titles or {}).get(key, key.replace("_", " ")))
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=9)
-    fig.tight_layout()
+    if legend_below:
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=10, frameon=False)
+        fig.tight_layout(rect=(0, legend_inches / fig.get_figheight(), 1, 1))
+    else:
+        axes[0][0].legend(fontsize=9)
+        fig.tight_layout()
+    return fig
+
+
+#: Colours of :func:`disagreement_map`: (label, RGB).
+AGREEMENT_COLOURS = (
+    ("both right", (200, 200, 200)),
+    ("only the first right", (31, 119, 180)),
+    ("only the second right", (255, 127, 14)),
+    ("both wrong, same class", (90, 90, 90)),
+    ("both wrong, different classes", (214, 39, 40)),
+    ("void (not scored)", (255, 255, 255)),
+)
+
+
+def disagreement_map(first, second, target, ignore_index: int = IGNORE_INDEX) -> np.ndarray:
+    """``[H, W]`` codes 0-5 comparing two predictions with the ground truth, in the order of
+    :data:`AGREEMENT_COLOURS` (both right, only the first right, only the second right, both wrong
+    the same way, both wrong differently, void)."""
+    a, b, t = _numpy(first), _numpy(second), _numpy(target)
+    if not a.shape == b.shape == t.shape:
+        raise ValueError(f"predictions {a.shape}, {b.shape} and target {t.shape} differ in size")
+    codes = np.full(t.shape, 4, dtype=np.uint8)
+    codes[(a == t) & (b == t)] = 0
+    codes[(a == t) & (b != t)] = 1
+    codes[(a != t) & (b == t)] = 2
+    codes[(a != t) & (b != t) & (a == b)] = 3
+    codes[t == ignore_index] = 5
+    return codes
+
+
+def draw_disagreement(ax: plt.Axes, first, second, target, ignore_index: int = IGNORE_INDEX) -> dict[str, float]:
+    """Draw :func:`disagreement_map` on ``ax``; return the share of scored pixels in each group."""
+    codes = disagreement_map(first, second, target, ignore_index)
+    colours = np.array([rgb for _, rgb in AGREEMENT_COLOURS], dtype=np.uint8)
+    ax.imshow(colours[codes], interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    scored = codes != 5
+    total = max(int(scored.sum()), 1)
+    return {label: float((codes == i).sum()) / total for i, (label, _) in enumerate(AGREEMENT_COLOURS[:5])}
+
+
+def agreement_handles(first: str = "the first", second: str = "the second") -> list[Patch]:
+    """Legend patches of :func:`draw_disagreement`, with the two runs' names filled in."""
+    return [Patch(facecolor=np.array(rgb) / 255, edgecolor="0.3",
+                  label=label.replace("the first", first).replace("the second", second))
+            for label, rgb in AGREEMENT_COLOURS]
+
+
+def _two_legends(fig: plt.Figure, masks: Sequence, first: str, second: str, names, palette) -> None:
+    """Class legend bottom left, agreement legend bottom right."""
+    class_handles = legend_handles(present_classes(*masks), names, palette)
+    fig.legend(handles=class_handles, loc="lower left", ncol=min(6, len(class_handles)), fontsize=9,
+               frameon=False, bbox_to_anchor=(0.0, 0.0))
+    fig.legend(handles=agreement_handles(first, second), loc="lower right", ncol=2, fontsize=9,
+               frameon=False, bbox_to_anchor=(1.0, 0.0))
+
+
+def _panel_figure(n_rows: int, n_cols: int, aspect: float, panel_width: float, title_inches: float,
+                  legend_inches: float) -> tuple[plt.Figure, np.ndarray]:
+    """A grid of image panels of the right height for the image's ``aspect`` (height / width),
+    with room for titles above each row and for legends below."""
+    panel_height = panel_width * aspect
+    height = n_rows * (panel_height + title_inches) + legend_inches
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(n_cols * (panel_width + 0.15), height), squeeze=False)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return fig, axes
+
+
+def _finish_layout(fig: plt.Figure, legend_inches: float = 1.0) -> None:
+    """Tight layout once the titles are set, keeping ``legend_inches`` free at the bottom."""
+    fig.tight_layout(rect=(0, legend_inches / fig.get_figheight(), 1, 1))
+
+
+def _short(name: str) -> str:
+    """"A: FCN, SGD 1e-3" -> "A" (a run's key for compact legends)."""
+    return name.split(":")[0]
+
+
+def compare_two(image, target, first: tuple[str, object], second: tuple[str, object],
+                names: Sequence[str] = VOC_CLASSES, palette: np.ndarray = VOC_PALETTE,
+                panel_width: float = 3.4) -> plt.Figure:
+    """Image, ground truth, two runs' predictions and where they disagree, in one row.
+
+    ``first`` and ``second`` are ``(name, prediction)``. The class legend (bottom left) lists the
+    classes in the masks; the agreement legend (bottom right) explains the last panel, whose
+    title gives the share of scored pixels only one of the two runs gets right.
+    """
+    from .data.transforms import denormalize
+
+    (name_a, pred_a), (name_b, pred_b) = first, second
+    shown = denormalize(image) if isinstance(image, torch.Tensor) and image.is_floating_point() else image
+    target_np = _numpy(target)
+    fig, axes = _panel_figure(1, 5, target_np.shape[0] / target_np.shape[1], panel_width, 0.4, 1.0)
+    axes = axes[0]
+    axes[0].imshow(to_hwc_uint8(shown))
+    for ax, mask in zip(axes[1:4], (target, pred_a, pred_b)):
+        ax.imshow(colorize(mask, palette), interpolation="nearest")
+    shares = draw_disagreement(axes[4], pred_a, pred_b, target)
+    titles = ["image", "ground truth", name_a, name_b,
+              f"only {_short(name_a)} right: {shares['only the first right']:.0%}, "
+              f"only {_short(name_b)}: {shares['only the second right']:.0%}"]
+    for ax, title in zip(axes, titles):
+        ax.set_title(title, fontsize=10)
+    _two_legends(fig, [target, pred_a, pred_b], _short(name_a), _short(name_b), names, palette)
+    _finish_layout(fig)
+    return fig
+
+
+def pairs_grid(image, target, pairs: Sequence[tuple[str, object, str, object]],
+               scores: dict[str, float] | None = None, row_labels: Sequence[str] | None = None,
+               names: Sequence[str] = VOC_CLASSES, palette: np.ndarray = VOC_PALETTE,
+               panel_width: float = 3.0) -> plt.Figure:
+    """One row per single change: image, ground truth, the prediction before the change, after
+    it, and where the two disagree. ``pairs`` holds ``(name_before, pred_before, name_after,
+    pred_after)``; ``scores`` (optional) adds each run's score to its title; ``row_labels``
+    (optional) names each change at the left of its row."""
+    from .data.transforms import denormalize
+
+    if row_labels is not None and len(row_labels) != len(pairs):
+        raise ValueError(f"{len(row_labels)} row labels for {len(pairs)} pairs")
+    shown = denormalize(image) if isinstance(image, torch.Tensor) and image.is_floating_point() else image
+    target_np = _numpy(target)
+    fig, axes = _panel_figure(len(pairs), 5, target_np.shape[0] / target_np.shape[1], panel_width, 0.45, 1.0)
+    masks = [target]
+    label = (lambda n: f"{n} (mIoU {scores[n]:.3f})" if scores and n in scores else n)
+    for r, (row, (before, pred_before, after, pred_after)) in enumerate(zip(axes, pairs)):
+        row[0].imshow(to_hwc_uint8(shown))
+        for ax, mask in zip(row[1:4], (target, pred_before, pred_after)):
+            ax.imshow(colorize(mask, palette), interpolation="nearest")
+        masks += [pred_before, pred_after]
+        draw_disagreement(row[4], pred_before, pred_after, target)
+        titles = ["image" if r == 0 else "", "ground truth" if r == 0 else "", label(before), label(after),
+                  f"{_short(before)} vs {_short(after)}"]
+        for ax, title in zip(row, titles):
+            ax.set_title(title, fontsize=9.5)
+        if row_labels is not None:
+            row[0].set_ylabel(row_labels[r], fontsize=11)
+    _two_legends(fig, masks, "before", "after", names, palette)
+    _finish_layout(fig)
     return fig
 
 

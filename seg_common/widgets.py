@@ -53,3 +53,30 @@ def explore_transposed_conv(size: int = 4, kernel: int = 3, stride: int = 2, pad
         stride=widgets.IntSlider(value=stride, min=1, max=4, description="stride"),
         padding=widgets.IntSlider(value=padding, min=0, max=3, description="padding"),
     )
+
+
+def compare_runs(images, targets, predictions: dict[str, list], first: str | None = None,
+                 second: str | None = None) -> None:
+    """Pick two runs and an image: both predictions side by side and the pixels where they
+    disagree (:func:`seg_common.viz.compare_two`). ``predictions`` maps a run's name to one
+    prediction per image."""
+    import ipywidgets as widgets
+
+    names = list(predictions)
+    if len(names) < 2:
+        raise ValueError("compare_runs needs the predictions of at least two runs")
+    for name, preds in predictions.items():
+        if len(preds) != len(images):
+            raise ValueError(f"run {name!r} has {len(preds)} predictions for {len(images)} images")
+
+    def show(first: str, second: str, index: int) -> None:
+        viz.compare_two(images[index], targets[index], (first, predictions[first][index]),
+                        (second, predictions[second][index]))
+        plt.show()
+
+    widgets.interact(
+        show,
+        first=widgets.Dropdown(options=names, value=first or names[0], description="first run"),
+        second=widgets.Dropdown(options=names, value=second or names[1], description="second run"),
+        index=widgets.IntSlider(value=0, min=0, max=len(images) - 1, description="image"),
+    )

@@ -6,8 +6,8 @@ from torch import nn
 
 from seg_common.data.transforms import eval_transforms, pad_collate, train_transforms
 from seg_common.data.voc import VOCSegmentation
-from seg_common.engine import (BEST, LAST, CheckpointError, evaluate, fit, load_checkpoint,
-                               load_weights, save_weights, train_one_epoch)
+from seg_common.engine import (BEST, LAST, CheckpointError, compare_settings, evaluate, fit, load_checkpoint,
+                               load_weights, predict, save_weights, summarize_runs, train_one_epoch)
 from seg_common.metrics import ConfusionMatrix
 
 
@@ -204,3 +204,91 @@ def test_comparing_missing_or_mismatched_runs_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="'A' and 'B' were trained on different class sets \\(2 vs 3"):
         load_runs({"A": tmp_path / "A", "B": tmp_path / "B"})
     assert set(load_runs({"A": tmp_path / "A", "A2": tmp_path / "A"})) == {"A", "A2"}
+
+
+def test_a_short_last_accumulation_group_is_not_scaled_down():
+    """5 batches with grad_accum_steps=2: steps over (1,2), (3,4) and (5) alone; the last step's
+    gradient is that batch's own gradient, not half of it. Reference: plain SGD by hand."""
+    torch.manual_seed(0)
+    batches = [(torch.randn(2, 3, 5, 5), torch.randint(0, 4, (2, 5, 5))) for _ in range(5)]
+    model, ref = nn.Conv2d(3, 4, 1), nn.Conv2d(3, 4, 1)
+    ref.load_state_dict(model.state_dict())
+    opt = torch.optim.SGD(model.parameters(), lr=0.3)
+    step_losses = []
+    mean = train_one_epoch(model, batches, opt, device="cpu", grad_accum_steps=2, progress=False,
+                           step_losses=step_losses)
+    ref_opt = torch.optim.SGD(ref.parameters(), lr=0.3)
+    expected_steps = []
+    for group in ([0, 1], [2, 3], [4]):
+        ref_opt.zero_grad()
+        losses = [nn.functional.cross_entropy(ref(batches[i][0]), batches[i][1], ignore_index=255) for i in group]
+        (sum(losses) / len(group)).backward()
+        ref_opt.step()
+        expected_steps.append(float(sum(losses).detach()) / len(group))
+    assert torch.allclose(model.weight, ref.weight, atol=1e-6) and torch.allclose(model.bias, ref.bias, atol=1e-6)
+    assert step_losses == pytest.approx(expected_steps, rel=1e-5)
+    assert len(step_losses) == 3 and mean == pytest.approx(sum(expected_steps[:2]) * 2 / 5 + expected_steps[2] / 5, rel=1e-5)
+
+
+def test_predict_returns_the_class_map_at_the_image_size():
+    model = TinyNet(num_classes=5)
+    image = torch.randn(3, 17, 23)
+    model.eval()
+    with torch.no_grad():
+        expected = model(image[None]).argmax(1)[0]
+    model.train()
+    out = predict(model, image)
+    assert out.shape == (17, 23) and out.dtype == torch.int64 and torch.equal(out, expected)
+    assert not model.training
+    with pytest.raises(ValueError, match=r"one image \[3, H, W\]"):
+        predict(model, image[None])
+
+
+def _recorded(miou, classes=("bg", "x")):
+    return {"class_names": list(classes), "final": {"miou": miou, "pixel_acc": 0.5 + miou, "mean_acc": 0.1}}
+
+
+def test_summarize_runs_gives_mean_spread_and_std_over_seeds():
+    runs = {"A": [_recorded(v) for v in (0.1, 0.2, 0.3)], "B": [_recorded(v) for v in (0.35, 0.4, 0.45)],
+            "C": [_recorded(v) for v in (0.25, 0.3, 0.5)]}
+    table = summarize_runs(runs)
+    assert table.loc["A", "miou mean"] == pytest.approx(0.2)
+    assert table.loc["A", "miou std"] == pytest.approx(0.1)          # sample std (n-1) of .1 .2 .3
+    assert table.loc["C", "miou min"] == pytest.approx(0.25) and table.loc["C", "miou max"] == pytest.approx(0.5)
+    assert table.loc["B", "pixel_acc mean"] == pytest.approx(0.9) and table.loc["B", "seeds"] == 3
+    diff = compare_settings(table, [("A", "B"), ("A", "C")])
+    assert diff.loc["A -> B", "difference"] == pytest.approx(0.2)
+    assert bool(diff.loc["A -> B", "larger than the spread"])          # [.1, .3] vs [.35, .45]
+    assert not bool(diff.loc["A -> C", "larger than the spread"])      # [.1, .3] vs [.25, .5] overlap
+    with pytest.raises(KeyError, match="no setting 'D'"):
+        compare_settings(table, [("A", "D")])
+    with pytest.raises(ValueError, match="different class set"):
+        summarize_runs({"A": [_recorded(0.1), _recorded(0.2, classes=("bg", "x", "y"))]})
+    with pytest.raises(ValueError, match="'E' has no recorded runs"):
+        summarize_runs({"E": []})
+
+
+def test_accumulation_is_exact_with_frozen_batchnorm_and_not_without():
+    """With BatchNorm frozen, 4 batches of 2 accumulated give the weights of one batch of 8 (no
+    void pixels, so every batch has as many scored pixels); with BatchNorm training they do not,
+    because each small batch is normalised with its own statistics."""
+    torch.manual_seed(0)
+    x, y = torch.randn(8, 3, 6, 6), torch.randint(0, 21, (8, 6, 6))
+    start = TinyNet(width=4)
+    start.body[3] = nn.Identity()                         # no dropout: only BatchNorm differs
+
+    def train(batches, steps, freeze):
+        model = TinyNet(width=4)
+        model.body[3] = nn.Identity()
+        model.load_state_dict(start.state_dict())
+        opt = torch.optim.SGD(model.parameters(), lr=0.5)
+        train_one_epoch(model, batches, opt, device="cpu", grad_accum_steps=steps, progress=False,
+                        freeze_bn=freeze)
+        return model.body[0].weight, model.body[1].running_mean
+
+    chunks = [(x[i:i + 2], y[i:i + 2]) for i in range(0, 8, 2)]
+    (w_big, mean_big), (w_acc, mean_acc) = train([(x, y)], 1, True), train(chunks, 4, True)
+    assert torch.allclose(w_big, w_acc, atol=1e-6)
+    assert torch.equal(mean_big, torch.zeros(4)) and torch.equal(mean_acc, torch.zeros(4))   # not updated
+    (w_big, _), (w_acc, _) = train([(x, y)], 1, False), train(chunks, 4, False)
+    assert not torch.allclose(w_big, w_acc, atol=1e-4)

@@ -103,3 +103,14 @@ def test_pad_collate_pads_images_with_zero_and_masks_with_void():
     assert torch.equal(masks[0, :4, :5], a[1]) and (masks[0, 4:] == 255).all() and (masks[0, :, 5:] == 255).all()
     assert torch.equal(masks[1, :6, :3], b[1]) and (masks[1, :, 3:] == 255).all()
     assert images[0, :, :4, :5].eq(1).all() and images[0, :, 4:].eq(0).all()
+
+
+def test_eval_resize_scales_the_shorter_side_and_keeps_labels(sample_root):
+    raw_image, raw_mask = VOCSegmentation(sample_root, "val")[0]
+    image, mask = VOCSegmentation(sample_root, "val", eval_transforms(size=100))[0]
+    h, w = raw_mask.shape
+    assert min(mask.shape) == 100 and image.shape[-2:] == mask.shape
+    assert abs(mask.shape[0] / mask.shape[1] - h / w) < 0.02
+    assert set(mask.unique().tolist()) <= set(raw_mask.unique().tolist())     # nearest: no new labels
+    with pytest.raises(ValueError, match="positive"):
+        eval_transforms(size=0)

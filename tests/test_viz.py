@@ -66,3 +66,50 @@ def test_prediction_grid_has_a_column_per_run(sample_root):
     assert len(fig.axes) == 2 * 4 and fig.axes[3].get_title() == "B"
     with pytest.raises(ValueError, match="run 'A' has 1 predictions for 2 images"):
         viz.prediction_grid([image, image], [mask, mask], {"A": [mask]})
+
+
+def test_seeds_are_drawn_as_mean_with_a_min_max_band():
+    seeds = [[{"epoch": 1, "miou": v}, {"epoch": 2, "miou": v + 0.1}] for v in (0.1, 0.2, 0.6)]
+    fig = viz.plot_histories({"A": seeds, "B": seeds[0]}, panels=("miou",), lr_panel=False)
+    ax = fig.axes[0]
+    mean_line, single = ax.lines
+    assert list(mean_line.get_ydata()) == pytest.approx([0.3, 0.4]) and list(single.get_ydata()) == pytest.approx([0.1, 0.2])
+    band = ax.collections[0].get_paths()[0].vertices[:, 1]
+    assert band.min() == pytest.approx(0.1) and band.max() == pytest.approx(0.7)
+    assert np.allclose(matplotlib.colors.to_rgb(mean_line.get_color()), ax.collections[0].get_facecolor()[0][:3])
+    assert "mean of 3 seeds" in ax.get_legend().get_texts()[0].get_text()
+    with pytest.raises(ValueError, match="same epochs"):
+        viz.plot_histories({"A": [seeds[0], seeds[0][:1]]}, panels=("miou",), lr_panel=False)
+
+
+def test_disagreement_map_by_hand():
+    target = np.array([[0, 1, 2, 255]])
+    first = np.array([[0, 1, 5, 3]])
+    second = np.array([[0, 7, 2, 3]])
+    assert viz.disagreement_map(first, second, target).tolist() == [[0, 1, 2, 5]]
+    both_wrong = viz.disagreement_map(np.array([[4, 4]]), np.array([[4, 6]]), np.array([[1, 1]]))
+    assert both_wrong.tolist() == [[3, 4]]
+    with pytest.raises(ValueError, match="differ in size"):
+        viz.disagreement_map(first, second, target[:, :2])
+
+
+def test_pairs_and_two_run_figures(sample_root):
+    image, mask = VOCSegmentation(sample_root, "val")[0]
+    other = torch.zeros_like(mask)
+    fig = viz.pairs_grid(image, mask, [("A", mask, "B", other), ("B", other, "C", mask)], scores={"A": 0.5},
+                         row_labels=["network", "optimiser"])
+    assert len(fig.axes) == 10 and fig.axes[2].get_title() == "A (mIoU 0.500)" and fig.axes[3].get_title() == "B"
+    assert fig.axes[5].get_ylabel() == "optimiser" and fig.axes[9].get_title() == "B vs C"
+    with pytest.raises(ValueError, match="1 row labels for 2 pairs"):
+        viz.pairs_grid(image, mask, [("A", mask, "B", other), ("B", other, "C", mask)], row_labels=["x"])
+    fig = viz.compare_two(image, mask, ("A: x", mask), ("B: y", other))
+    assert len(fig.axes) == 5 and fig.axes[2].get_title() == "A: x"
+    labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert "only A right" in labels and "only B right" in labels
+
+
+def test_many_runs_get_one_legend_below_the_panels():
+    runs = {name: [{"epoch": 1, "train_loss": 1.0}] for name in "ABCDE"}
+    fig = viz.plot_histories(runs, panels=("train_loss",), lr_panel=False)
+    assert fig.axes[0].get_legend() is None and len(fig.legends) == 1
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == list("ABCDE")

@@ -137,3 +137,22 @@ def test_rgb_mask_is_rejected(sample_copy):
 def test_prepare_voc_full_without_data_says_how_to_get_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="download_data.sh voc.*SEG_PROFILE=sample"):
         prepare_voc(Profile("full", tmp_path))
+
+
+def test_cache_gives_the_same_items_and_reads_each_file_once(sample_root):
+    plain = VOCSegmentation(sample_root, "val")
+    cached = VOCSegmentation(sample_root, "val", cache=True)
+    reads = []
+    read_image = cached.read_image
+    cached.read_image = lambda i: reads.append(i) or read_image(i)
+    for _ in range(2):
+        for i in (0, 3, -1):
+            image, mask = cached[i]
+            ref_image, ref_mask = plain[i]
+            assert torch.equal(image, ref_image) and torch.equal(mask, ref_mask)
+    assert reads == [0, 3, len(plain) - 1]         # the second round came from memory
+    image, _ = cached[0]
+    image[0, 0, 0] = 255 - image[0, 0, 0]          # modifying an item must not modify the cache
+    assert torch.equal(cached[0][0], plain[0][0])
+    with pytest.raises(IndexError):
+        cached[len(cached)]

@@ -78,9 +78,18 @@ def train_transforms(
     return v2.Compose(steps + to_model_input(normalize)[1:])
 
 
-def eval_transforms(normalize: bool = True) -> v2.Compose:
-    """The evaluation preset: the whole image at its own size, converted for the model."""
-    return v2.Compose(to_model_input(normalize))
+def eval_transforms(normalize: bool = True, *, size: int | None = None) -> v2.Compose:
+    """The evaluation preset: the whole image, converted for the model.
+
+    By default the image keeps its own size (the protocol of the papers). ``size`` first resizes
+    the shorter side to ``size`` pixels (the mask with nearest-neighbour, so labels stay labels): a
+    cheaper, coarser protocol for small hardware, matching training on images scaled the same way.
+    """
+    if size is None:
+        return v2.Compose(to_model_input(normalize))
+    if size < 1:
+        raise ValueError(f"size must be a positive number of pixels, got {size}")
+    return v2.Compose([v2.ToImage(), v2.Resize(int(size))] + to_model_input(normalize)[1:])
 
 
 def denormalize(image: torch.Tensor) -> torch.Tensor:

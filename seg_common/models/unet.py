@@ -12,8 +12,14 @@ The decoder climbs back one scale at a time: upsample x2 (bilinear resize, then 
 transposed convolution, so no checkerboard), concatenate the encoder stage of that scale (the skip
 connection that carries the sharp positions), and mix with two 3x3 conv + BN + ReLU. A last step
 joins features computed from the input itself, so the prediction has full-resolution detail.
+
+The decoder widths default to segmentation-models-pytorch's U-Net, ``(256, 128, 64, 32, 16)`` for
+the blocks at strides 16, 8, 4, 2 and 1: the full-resolution blocks are the expensive ones (every
+channel there costs 4x one at stride 2), so they are kept narrow.
 """
 from __future__ import annotations
+
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -46,19 +52,24 @@ class ResNetUNet(nn.Module):
 
     stride = 32
 
-    def __init__(self, num_classes: int = 21, pretrained: bool = False) -> None:
+    def __init__(self, num_classes: int = 21, pretrained: bool = False,
+                 decoder_channels: Sequence[int] = (256, 128, 64, 32, 16)) -> None:
         super().__init__()
+        if len(decoder_channels) != 5 or min(decoder_channels) < 1:
+            raise ValueError("decoder_channels needs 5 positive widths (strides 16, 8, 4, 2, 1), "
+                             f"got {tuple(decoder_channels)}")
+        c16, c8, c4, c2, c1 = (int(c) for c in decoder_channels)
         net = load_resnet("resnet18", pretrained)
         self.layer0 = nn.Sequential(net.conv1, net.bn1, net.relu)
         self.layer1 = nn.Sequential(net.maxpool, net.layer1)
         self.layer2, self.layer3, self.layer4 = net.layer2, net.layer3, net.layer4
-        self.up3 = UpBlock(512, 256, 256)
-        self.up2 = UpBlock(256, 128, 128)
-        self.up1 = UpBlock(128, 64, 64)
-        self.up0 = UpBlock(64, 64, 64)
-        self.full_res = nn.Sequential(conv_bn_relu(3, 32), conv_bn_relu(32, 32))
-        self.up_full = UpBlock(64, 32, 32)
-        self.classifier = nn.Conv2d(32, num_classes, kernel_size=1)
+        self.up3 = UpBlock(512, 256, c16)
+        self.up2 = UpBlock(c16, 128, c8)
+        self.up1 = UpBlock(c8, 64, c4)
+        self.up0 = UpBlock(c4, 64, c2)
+        self.full_res = nn.Sequential(conv_bn_relu(3, c1), conv_bn_relu(c1, c1))
+        self.up_full = UpBlock(c2, c1, c1)
+        self.classifier = nn.Conv2d(c1, num_classes, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, (h, w) = pad_to_multiple(x, self.stride)

@@ -1,0 +1,155 @@
+"""Time and peak memory of one training step, measured so that the numbers can be trusted.
+
+``measure_step(model, batch_size, crop)`` times forward + backward + optimizer step on random data
+and reports the memory that step needed:
+
+* on a CUDA GPU: ``torch.cuda.max_memory_allocated`` after resetting the peak, in this process;
+* on the CPU: the peak resident memory (``ru_maxrss``) of a **fresh child process** that builds
+  the model and trains, minus the same process's peak right after importing torch. A peak
+  measured inside a notebook would also count everything the notebook allocated earlier, and
+  it can only grow, so it could never show a smaller batch needing less.
+
+Both numbers include the weights, their gradients, the optimizer's state and the activations kept
+for the backward pass. Run ``python -m seg_common.benchmark --help`` for the command line.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .models import MODELS, build_model
+
+OPTIMIZERS = ("sgd", "adam")
+
+
+def _peak_rss_mb() -> float | None:
+    """This process's peak resident memory in MB, or None where the OS does not say.
+
+    On Linux this is ``VmHWM`` from ``/proc/self/status``, which starts afresh when a program is
+    executed. ``getrusage``'s ``ru_maxrss`` does not: a child started from a large notebook kernel
+    inherits the kernel's peak, which would hide everything the child allocates below it.
+    """
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**10                      # kB
+    try:
+        import resource
+    except ImportError:                                    # Windows
+        try:
+            import psutil
+            return psutil.Process().memory_info().peak_wset / 2**20
+        except Exception:
+            return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10   # bytes on macOS, KB elsewhere
+
+
+def _make_optimizer(name: str, params) -> torch.optim.Optimizer:
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=1e-3)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=1e-3)
+    raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
+
+
+def _train_steps(model_name: str, batch_size: int, crop: Sequence[int], optimizer: str, steps: int,
+                 num_classes: int, device: torch.device, seed: int) -> float:
+    torch.manual_seed(seed)
+    model = build_model(model_name, num_classes=num_classes).to(device).train()
+    opt = _make_optimizer(optimizer, model.parameters())
+    x = torch.randn(batch_size, 3, *crop, device=device)
+    y = torch.randint(0, num_classes, (batch_size, *crop), device=device)
+    seconds = []
+    for _ in range(steps + 1):                  # the first step warms up (allocations, kernels)
+        started = time.perf_counter()
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds.append(time.perf_counter() - started)
+    return sum(seconds[1:]) / steps
+
+
+def measure_step(model: str, batch_size: int, crop: Sequence[int] = (96, 96), *, optimizer: str = "sgd",
+                 steps: int = 2, num_classes: int = 21, device: str | torch.device | None = None,
+                 seed: int = 0) -> dict[str, Any]:
+    """Seconds per training step and the memory it needs, for ``model`` (a name in ``MODELS``).
+
+    Returns ``{"model", "batch_size", "crop", "optimizer", "device", "seconds_per_step",
+    "peak_mb", "measure"}``; ``measure`` says what ``peak_mb`` is ("cuda max allocated" or "process
+    peak RSS above the idle process"). ``peak_mb`` is None where the OS gives no peak.
+    """
+    if model not in MODELS:
+        raise ValueError(f"Unknown model {model!r}. Choose one of: {', '.join(sorted(MODELS))}.")
+    if batch_size < 1 or steps < 1:
+        raise ValueError(f"batch_size and steps must be at least 1, got {batch_size} and {steps}")
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+    crop = tuple(int(c) for c in crop)
+    device = torch.device(device) if device is not None else (
+        torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu"))
+    result: dict[str, Any] = {"model": model, "batch_size": batch_size, "crop": list(crop),
+                              "optimizer": optimizer, "device": device.type}
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        result["seconds_per_step"] = _train_steps(model, batch_size, crop, optimizer, steps, num_classes,
+                                                  device, seed)
+        result["peak_mb"] = (torch.cuda.max_memory_allocated(device) - before) / 2**20
+        result["measure"] = "cuda max allocated"
+        return result
+    if device.type != "cpu":
+        raise ValueError(f"measure_step measures CUDA or the CPU, not {device.type!r}")
+    command = [sys.executable, "-m", "seg_common.benchmark", "--model", model, "--batch-size",
+               str(batch_size), "--crop", str(crop[0]), str(crop[1]), "--optimizer", optimizer,
+               "--steps", str(steps), "--num-classes", str(num_classes), "--seed", str(seed)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"the measuring process failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    child = json.loads(done.stdout.strip().splitlines()[-1])
+    result.update(seconds_per_step=child["seconds_per_step"], peak_mb=child["peak_mb"],
+                  measure="process peak RSS above the idle process")
+    return result
+
+
+def _child(args: argparse.Namespace) -> dict[str, Any]:
+    """Run in the fresh process: the idle peak after imports, then train, then the new peak."""
+    idle = _peak_rss_mb()
+    seconds = _train_steps(args.model, args.batch_size, args.crop, args.optimizer, args.steps,
+                           args.num_classes, torch.device("cpu"), args.seed)
+    peak = _peak_rss_mb()
+    return {"seconds_per_step": seconds,
+            "peak_mb": None if peak is None or idle is None else peak - idle}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m seg_common.benchmark",
+        description="Time one CPU training step and measure the memory it needs (peak RSS of this "
+                    "process above its idle peak). Prints one JSON line.")
+    parser.add_argument("--model", required=True, choices=sorted(MODELS))
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--crop", type=int, nargs=2, default=(96, 96), metavar=("H", "W"))
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
+    parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--num-classes", type=int, default=21)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    print(json.dumps(_child(args)))
+
+
+if __name__ == "__main__":
+    main()
