@@ -238,8 +238,8 @@ def plot_histories(histories: dict[str, list], *, panels: Sequence[str] = ("trai
     for validation keys), plus the learning rate on a log axis in its own panel.
 
     A run is one history (a list of per-epoch dicts) or a list of histories, one per seed; seeds
-    are drawn as their mean with the min-max range shaded. Each run keeps its colour in every
-    panel. ``titles`` renames panels (by key).
+    are drawn as their mean with the min-max range shaded (say so in a title). Each run keeps its
+    colour in every panel. ``titles`` renames panels (by key).
     """
     keys = list(panels) + (["lr"] if lr_panel else [])
     legend_below = len(histories) > 3       # many runs: one legend below, clear of the curves
@@ -254,7 +254,7 @@ def plot_histories(histories: dict[str, list], *, panels: Sequence[str] = ("trai
                 continue
             epochs, values = curve
             colour = colours[i % len(colours)]
-            label = name if len(values) == 1 else f"{name} (mean of {len(values)} seeds)"
+            label = name
             ax.plot(epochs, values.mean(0), marker=MARKERS[i % len(MARKERS)], markersize=4, color=colour,
                     linestyle=LINESTYLES[i % len(LINESTYLES)], label=label)
             if len(values) > 1:
@@ -272,6 +272,35 @@ def plot_histories(histories: dict[str, list], *, panels: Sequence[str] = ("trai
     else:
         axes[0][0].legend(fontsize=9)
         fig.tight_layout()
+    return fig
+
+
+def plot_seed_scores(runs: dict[str, list[dict]], keys: Sequence[str] = ("miou", "mean_acc"),
+                     titles: dict[str, str] | None = None, references: dict[str, float] | None = None,
+                     panel_size: tuple[float, float] = (6.0, 3.8)) -> plt.Figure:
+    """The final score of every seed, one column of dots per setting and a bar at the mean: the
+    spread is visible at a glance. ``runs`` maps a setting to its recorded runs (as
+    :func:`seg_common.engine.load_run` returns them); ``references`` draws dashed lines (e.g. the
+    score of predicting background everywhere), by key."""
+    fig, axes = plt.subplots(1, len(keys), figsize=(panel_size[0] * len(keys), panel_size[1]), squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    names = list(runs)
+    for ax, key in zip(axes[0], keys):
+        for i, name in enumerate(names):
+            values = np.array([run["final"][key] for run in runs[name]], dtype=float)
+            offsets = np.linspace(-0.12, 0.12, len(values)) if len(values) > 1 else np.zeros(1)
+            ax.scatter(i + offsets, values, s=36, color=colours[i % len(colours)], zorder=3)
+            ax.hlines(values.mean(), i - 0.3, i + 0.3, color=colours[i % len(colours)], lw=2.5)
+        if references and key in references:
+            ax.axhline(references[key], color="0.4", ls="--", lw=1)
+            ax.text(len(names) - 0.5, references[key], " all background", va="bottom", ha="right",
+                    fontsize=9, color="0.3")
+        ax.set_xticks(range(len(names)))
+        ax.set_xticklabels(names, rotation=15, ha="right", fontsize=9)
+        ax.set_xlim(-0.6, len(names) - 0.4)
+        ax.set_title((titles or {}).get(key, key.replace("_", " ")))
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
     return fig
 
 

@@ -260,6 +260,8 @@ def test_summarize_runs_gives_mean_spread_and_std_over_seeds():
     assert diff.loc["A -> B", "difference"] == pytest.approx(0.2)
     assert bool(diff.loc["A -> B", "larger than the spread"])          # [.1, .3] vs [.35, .45]
     assert not bool(diff.loc["A -> C", "larger than the spread"])      # [.1, .3] vs [.25, .5] overlap
+    single = summarize_runs({"A": [_recorded(0.1)], "B": [_recorded(0.5)]})
+    assert compare_settings(single, [("A", "B")]).loc["A -> B", "larger than the spread"] is None
     with pytest.raises(KeyError, match="no setting 'D'"):
         compare_settings(table, [("A", "D")])
     with pytest.raises(ValueError, match="different class set"):

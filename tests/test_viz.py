@@ -77,7 +77,7 @@ def test_seeds_are_drawn_as_mean_with_a_min_max_band():
     band = ax.collections[0].get_paths()[0].vertices[:, 1]
     assert band.min() == pytest.approx(0.1) and band.max() == pytest.approx(0.7)
     assert np.allclose(matplotlib.colors.to_rgb(mean_line.get_color()), ax.collections[0].get_facecolor()[0][:3])
-    assert "mean of 3 seeds" in ax.get_legend().get_texts()[0].get_text()
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["A", "B"]
     with pytest.raises(ValueError, match="same epochs"):
         viz.plot_histories({"A": [seeds[0], seeds[0][:1]]}, panels=("miou",), lr_panel=False)
 
@@ -113,3 +113,14 @@ def test_many_runs_get_one_legend_below_the_panels():
     fig = viz.plot_histories(runs, panels=("train_loss",), lr_panel=False)
     assert fig.axes[0].get_legend() is None and len(fig.legends) == 1
     assert [t.get_text() for t in fig.legends[0].get_texts()] == list("ABCDE")
+
+
+def test_seed_scores_show_every_seed_and_the_mean():
+    runs = {"A": [{"final": {"miou": v}} for v in (0.1, 0.2, 0.6)], "B": [{"final": {"miou": 0.5}}]}
+    fig = viz.plot_seed_scores(runs, keys=("miou",), references={"miou": 0.05})
+    ax = fig.axes[0]
+    dots = [c.get_offsets()[:, 1].tolist() for c in ax.collections if type(c).__name__ == "PathCollection"]
+    assert sorted(sum(dots, [])) == pytest.approx([0.1, 0.2, 0.5, 0.6])
+    means = sorted(seg.get_segments()[0][0][1] for seg in ax.collections if type(seg).__name__ == "LineCollection")
+    assert means == pytest.approx([0.3, 0.5])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["A", "B"]
