@@ -359,6 +359,16 @@ def _two_legends(fig: plt.Figure, masks: Sequence, first: str, second: str, name
                frameon=False, bbox_to_anchor=(1.0, 0.0))
 
 
+def displayable(image):
+    """An image ready for display: ImageNet-normalised float tensors are denormalised, anything
+    else (uint8 tensors, arrays) is returned as it is."""
+    from .data.transforms import denormalize
+
+    if isinstance(image, torch.Tensor) and image.is_floating_point():
+        return denormalize(image)
+    return image
+
+
 def _panel_figure(n_rows: int, n_cols: int, aspect: float, panel_width: float, title_inches: float,
                   legend_inches: float) -> tuple[plt.Figure, np.ndarray]:
     """A grid of image panels of the right height for the image's ``aspect`` (height / width),
@@ -391,10 +401,8 @@ def compare_two(image, target, first: tuple[str, object], second: tuple[str, obj
     classes in the masks; the agreement legend (bottom right) explains the last panel, whose
     title gives the share of scored pixels only one of the two runs gets right.
     """
-    from .data.transforms import denormalize
-
     (name_a, pred_a), (name_b, pred_b) = first, second
-    shown = denormalize(image) if isinstance(image, torch.Tensor) and image.is_floating_point() else image
+    shown = displayable(image)
     target_np = _numpy(target)
     fig, axes = _panel_figure(1, 5, target_np.shape[0] / target_np.shape[1], panel_width, 0.4, 1.0)
     axes = axes[0]
@@ -420,11 +428,9 @@ def pairs_grid(image, target, pairs: Sequence[tuple[str, object, str, object]],
     it, and where the two disagree. ``pairs`` holds ``(name_before, pred_before, name_after,
     pred_after)``; ``scores`` (optional) adds each run's score to its title; ``row_labels``
     (optional) names each change at the left of its row."""
-    from .data.transforms import denormalize
-
     if row_labels is not None and len(row_labels) != len(pairs):
         raise ValueError(f"{len(row_labels)} row labels for {len(pairs)} pairs")
-    shown = denormalize(image) if isinstance(image, torch.Tensor) and image.is_floating_point() else image
+    shown = displayable(image)
     target_np = _numpy(target)
     fig, axes = _panel_figure(len(pairs), 5, target_np.shape[0] / target_np.shape[1], panel_width, 0.45, 1.0)
     masks = [target]
@@ -450,13 +456,11 @@ def prediction_grid(images: Sequence, targets: Sequence, predictions: dict[str, 
                     names: Sequence[str] = VOC_CLASSES, palette: np.ndarray = VOC_PALETTE) -> plt.Figure:
     """Rows are images; columns are image, ground truth, then each run's prediction - one palette
     and one legend for all panels. ``images`` may be ImageNet-normalised ``[3, H, W]`` tensors."""
-    from .data.transforms import denormalize
-
     for name, preds in predictions.items():
         if len(preds) != len(images):
             raise ValueError(f"run {name!r} has {len(preds)} predictions for {len(images)} images")
     rows = []
     for i, (image, target) in enumerate(zip(images, targets)):
-        shown = denormalize(image) if isinstance(image, torch.Tensor) and image.is_floating_point() else image
+        shown = displayable(image)
         rows.append([shown, target] + [preds[i] for preds in predictions.values()])
     return show_grid(rows, titles=["image", "ground truth", *predictions], names=names, palette=palette)
