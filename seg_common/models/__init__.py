@@ -9,6 +9,7 @@ from typing import Callable
 
 from torch import nn
 
+from .deeplab import ASPP, AtrousResNet, DeepLabV3Plus, deeplabv3plus_resnet18, deeplabv3plus_resnet50
 from .fcn import FCN8s, FCN32s, bilinear_kernel, fcn8s_resnet18, fcn_resnet18_d2l
 from .unet import ResNetUNet, unet_resnet18
 
@@ -16,6 +17,8 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "fcn32s_resnet18": fcn_resnet18_d2l,
     "fcn8s_resnet18": fcn8s_resnet18,
     "unet_resnet18": unet_resnet18,
+    "deeplabv3plus_resnet18": deeplabv3plus_resnet18,
+    "deeplabv3plus_resnet50": deeplabv3plus_resnet50,
 }
 
 
@@ -26,5 +29,5 @@ def build_model(name: str, num_classes: int = 21, pretrained: bool = False) -> n
     return MODELS[name](num_classes=num_classes, pretrained=pretrained)
 
 
-__all__ = ["FCN32s", "FCN8s", "MODELS", "ResNetUNet", "bilinear_kernel", "build_model",
+__all__ = ["ASPP", "AtrousResNet", "DeepLabV3Plus", "FCN32s", "FCN8s", "MODELS", "ResNetUNet", "bilinear_kernel", "build_model", "deeplabv3plus_resnet18", "deeplabv3plus_resnet50",
            "fcn8s_resnet18", "fcn_resnet18_d2l", "unet_resnet18"]
