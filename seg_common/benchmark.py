@@ -30,7 +30,7 @@ from .models import MODELS, build_model
 OPTIMIZERS = ("sgd", "adam")
 
 
-def _peak_rss_mb() -> float | None:
+def peak_rss_mb() -> float | None:
     """This process's peak resident memory in MB, or None where the OS does not say.
 
     On Linux this is ``VmHWM`` from ``/proc/self/status``, which starts afresh when a program is
@@ -127,10 +127,10 @@ def measure_step(model: str, batch_size: int, crop: Sequence[int] = (96, 96), *,
 
 def _child(args: argparse.Namespace) -> dict[str, Any]:
     """Run in the fresh process: the idle peak after imports, then train, then the new peak."""
-    idle = _peak_rss_mb()
+    idle = peak_rss_mb()
     seconds = _train_steps(args.model, args.batch_size, args.crop, args.optimizer, args.steps,
                            args.num_classes, torch.device("cpu"), args.seed)
-    peak = _peak_rss_mb()
+    peak = peak_rss_mb()
     return {"seconds_per_step": seconds,
             "peak_mb": None if peak is None or idle is None else peak - idle}
 

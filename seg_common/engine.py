@@ -188,7 +188,8 @@ def train_one_epoch(
     progress: bool = True,
     desc: str = "train",
     step_losses: list | None = None,
-    freeze_bn: bool = False,
+    step_lrs: list | None = None,
+    freeze_bn: bool | nn.Module = False,
 ) -> float:
     """One pass over ``loader``; returns the mean training loss per batch.
 
@@ -198,9 +199,11 @@ def train_one_epoch(
     size). With ``scheduler_per_iteration`` the scheduler steps after every optimizer step (Poly,
     OneCycle). Losses stay on the device until the end of the epoch: no host sync per batch.
     ``step_losses``, when given a list, receives the loss of every optimizer step (the mean over
-    its batches) at the end of the epoch. ``freeze_bn`` keeps every BatchNorm layer in eval mode:
-    it normalises with its running statistics and does not update them (its affine weights still
-    learn) - the usual choice for a pretrained backbone trained with small batches.
+    its batches) at the end of the epoch; ``step_lrs`` the learning rates each step used (one list
+    per step, one rate per parameter group). ``freeze_bn=True`` keeps every BatchNorm layer in eval
+    mode: it normalises with its running statistics and does not update them (its affine weights
+    still learn) - the usual choice for a pretrained backbone trained with small batches. Given a
+    submodule (``freeze_bn=model.backbone``) it does so for that part only.
 
     Gradient accumulation is exact only for models that treat each image on its own: BatchNorm
     normalises with the statistics of each small batch, so k batches of b differ slightly from one
@@ -213,7 +216,9 @@ def train_one_epoch(
     if grad_accum_steps < 1:
         raise ValueError(f"grad_accum_steps must be at least 1, got {grad_accum_steps}")
     model.train()
-    if freeze_bn:
+    if isinstance(freeze_bn, nn.Module):
+        set_batchnorm_eval(freeze_bn)
+    elif freeze_bn:
         set_batchnorm_eval(model)
     total = torch.zeros((), device=device)
     batches = 0
@@ -236,6 +241,8 @@ def train_one_epoch(
         group_loss += loss.detach() / group_size
         batches += 1
         if (i + 1) % grad_accum_steps == 0 or (n is not None and i + 1 == n):
+            if step_lrs is not None:
+                step_lrs.append([group["lr"] for group in optimizer.param_groups])
             scaler.step(optimizer)
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
@@ -341,7 +348,8 @@ def fit(
     channels_last: bool = False,
     early_stop_patience: int | None = None,
     eval_every: int = 1,
-    freeze_bn: bool = False,
+    freeze_bn: bool | nn.Module = False,
+    record_steps: bool = False,
     tensorboard_dir: str | Path | None = None,
     settings: dict | None = None,
     progress: bool = True,
@@ -359,6 +367,8 @@ def fit(
             ``"auto"`` continues when it exists and starts fresh otherwise.
         grad_accum_steps, amp, channels_last, freeze_bn: see :func:`train_one_epoch` (AMP only
             on CUDA).
+        record_steps: also keep every optimizer step's loss and learning rates in the history
+            (``step_loss``: a list per epoch; ``step_lr``: per step, one rate per parameter group).
         early_stop_patience: stop when val mIoU has not improved for this many validations.
         eval_every: validate every this many epochs (and after the last one); validation on
             whole images can cost more than an epoch of training on small hardware.
@@ -418,15 +428,19 @@ def fit(
         for epoch in epoch_bar:
             started = time.perf_counter()
             lr = optimizer.param_groups[0]["lr"]
+            step_losses: list | None = [] if record_steps else None
+            step_lrs: list | None = [] if record_steps else None
             train_loss = train_one_epoch(
                 model, train_loader, optimizer, loss_fn=loss_fn, device=device, scheduler=scheduler,
                 scheduler_per_iteration=scheduler_per_iteration, grad_accum_steps=grad_accum_steps,
                 amp=amp, scaler=scaler, channels_last=channels_last, progress=progress,
-                desc=f"epoch {epoch + 1}", freeze_bn=freeze_bn)
+                desc=f"epoch {epoch + 1}", freeze_bn=freeze_bn, step_losses=step_losses, step_lrs=step_lrs)
             if scheduler is not None and not scheduler_per_iteration:
                 scheduler.step()
             record: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, "train_loss": train_loss,
                                       "train_seconds": time.perf_counter() - started}
+            if record_steps:
+                record.update(step_loss=step_losses, step_lr=step_lrs)
             if val_loader is not None and ((epoch + 1) % eval_every == 0 or epoch + 1 == epochs):
                 scores = evaluate(model, val_loader, num_classes, device=device,
                                   channels_last=channels_last, progress=progress)

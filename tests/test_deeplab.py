@@ -75,3 +75,48 @@ def test_clear_errors():
         AtrousResNet("resnet19")
     with pytest.raises(ValueError, match="8 or 16"):
         DeepLabV3Plus(21, "resnet18", output_stride=32)
+
+
+def _count(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_head_parameters_against_torchvisions_deeplabv3_resnet50_by_hand():
+    """torchvision's DeepLabV3 head is ASPP + one 3x3 conv (256 -> 256) + BN + ReLU + 1x1 classifier.
+    DeepLabV3+ adds exactly the decoder's extra pieces: the 48-channel 1x1 projection of layer1's 256
+    channels (+ its BN) and the 3x3 conv that mixes the 256 + 48 concatenated channels (+ its BN)."""
+    from torchvision.models.segmentation import deeplabv3_resnet50
+    ours = DeepLabV3Plus(21, "resnet50", 16)
+    ref = deeplabv3_resnet50(weights=None, weights_backbone=None, num_classes=21, aux_loss=False)
+    assert _count(ours.backbone) == _count(ref.backbone)
+    assert _count(ours.aspp) == _count(ref.classifier[0])
+    extra = (256 * 48 + 2 * 48) + (304 * 256 * 9 + 2 * 256)
+    assert _count(ours) - _count(ours.backbone) == _count(ref.classifier) + extra
+
+
+@pytest.mark.parametrize("backbone", ["resnet18", "resnet50"])
+@pytest.mark.parametrize("output_stride", [8, 16])
+def test_separable_variant_has_exactly_smps_parameter_count(backbone, output_stride):
+    """segmentation-models-pytorch builds DeepLabV3+ with depthwise-separable convs in ASPP and the
+    decoder; with ``separable=True`` ours has the same number of weights. (smp puts one 256 -> 256
+    separable conv after ASPP, at stride 16, where ours mixes twice after the concatenation at
+    stride 4: the same weights, a little more compute in ours, as in the paper.) The dense default
+    is larger by the 3x3 convs that separable ones replace (40.4 M vs 26.7 M for ResNet-50)."""
+    smp = pytest.importorskip("segmentation_models_pytorch")
+    ref = smp.DeepLabV3Plus(encoder_name=backbone, encoder_weights=None, classes=21,
+                            encoder_output_stride=output_stride)
+    ours = DeepLabV3Plus(21, backbone, output_stride, separable=True)
+    assert _count(ours.backbone) == _count(ref.encoder)
+    assert _count(ours) == _count(ref)
+    dense = DeepLabV3Plus(21, backbone, output_stride)
+    assert _count(dense) > 1.2 * _count(ref)
+
+
+def test_atrous_rates_default_to_the_papers_and_can_be_set():
+    rates = lambda m: [m.aspp.convs[i][0].dilation[0] for i in (1, 2, 3)]
+    assert rates(DeepLabV3Plus(3, "resnet18", 16)) == [6, 12, 18]
+    assert rates(DeepLabV3Plus(3, "resnet18", 8)) == [12, 24, 36]
+    small = DeepLabV3Plus(3, "resnet18", 16, atrous_rates=(1, 2, 3))
+    assert rates(small) == [1, 2, 3] and small.atrous_rates == (1, 2, 3)
+    with pytest.raises(ValueError, match="positive"):
+        DeepLabV3Plus(3, "resnet18", 16, atrous_rates=(0, 2))

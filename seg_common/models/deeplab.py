@@ -116,18 +116,26 @@ class ASPP(nn.Module):
 class DeepLabV3Plus(nn.Module):
     """DeepLabV3+: ``[B, 3, H, W]`` -> ``[B, num_classes, H, W]`` for any H, W.
 
-    ASPP rates are 6/12/18 at output stride 16 and doubled at 8 (the paper's). The decoder
+    ASPP rates are 6/12/18 at output stride 16 and doubled at 8 (the paper's, chosen for 513-pixel
+    crops); ``atrous_rates`` overrides them, e.g. smaller rates for small crops, where a rate as
+    large as the feature map leaves only the centre tap of each 3x3 kernel inside it. The decoder
     projects the stride-4 features to 48 channels, concatenates them with the upsampled ASPP
     output, mixes with two 3x3 conv + BN + ReLU and classifies with a 1x1 conv.
     """
 
     def __init__(self, num_classes: int = 21, backbone: str = "resnet50", output_stride: int = 16,
-                 pretrained: bool = False, separable: bool = False) -> None:
+                 pretrained: bool = False, separable: bool = False,
+                 atrous_rates: Sequence[int] | None = None) -> None:
         super().__init__()
         if output_stride not in (8, 16):
             raise ValueError(f"DeepLabV3+ uses output stride 8 or 16, got {output_stride}")
+        if atrous_rates is None:
+            atrous_rates = (6, 12, 18) if output_stride == 16 else (12, 24, 36)
+        rates = tuple(int(r) for r in atrous_rates)
+        if not rates or min(rates) < 1:
+            raise ValueError(f"atrous_rates must be positive integers, got {atrous_rates}")
         self.backbone = AtrousResNet(backbone, output_stride, pretrained)
-        rates = (6, 12, 18) if output_stride == 16 else (12, 24, 36)
+        self.atrous_rates = rates
         self.aspp = ASPP(self.backbone.high_channels, rates, 256, separable=separable)
         self.low_project = _conv_bn_relu(nn.Conv2d(self.backbone.low_channels, 48, 1, bias=False), 48)
         conv = (lambda i, o: separable_conv(i, o)) if separable else (lambda i, o: nn.Conv2d(i, o, 3, padding=1, bias=False))
