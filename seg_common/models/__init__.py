@@ -9,7 +9,8 @@ from typing import Callable
 
 from torch import nn
 
-from .deeplab import ASPP, AtrousResNet, DeepLabV3Plus, deeplabv3plus_resnet18, deeplabv3plus_resnet50
+from .deeplab import (ASPP, AtrousResNet, DeepLabV3Plus, deeplabv3plus_resnet18, deeplabv3plus_resnet18_os8,
+                      deeplabv3plus_resnet50, deeplabv3plus_resnet50_os8)
 from .fcn import FCN8s, FCN32s, bilinear_kernel, fcn8s_resnet18, fcn_resnet18_d2l
 from .unet import ResNetUNet, unet_resnet18
 
@@ -19,6 +20,8 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "unet_resnet18": unet_resnet18,
     "deeplabv3plus_resnet18": deeplabv3plus_resnet18,
     "deeplabv3plus_resnet50": deeplabv3plus_resnet50,
+    "deeplabv3plus_resnet18_os8": deeplabv3plus_resnet18_os8,
+    "deeplabv3plus_resnet50_os8": deeplabv3plus_resnet50_os8,
 }
 
 

@@ -155,3 +155,11 @@ def deeplabv3plus_resnet18(num_classes: int = 21, pretrained: bool = False) -> D
 
 def deeplabv3plus_resnet50(num_classes: int = 21, pretrained: bool = False) -> DeepLabV3Plus:
     return DeepLabV3Plus(num_classes, "resnet50", 16, pretrained)
+
+
+def deeplabv3plus_resnet18_os8(num_classes: int = 21, pretrained: bool = False) -> DeepLabV3Plus:
+    return DeepLabV3Plus(num_classes, "resnet18", 8, pretrained)
+
+
+def deeplabv3plus_resnet50_os8(num_classes: int = 21, pretrained: bool = False) -> DeepLabV3Plus:
+    return DeepLabV3Plus(num_classes, "resnet50", 8, pretrained)
