@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-import torch.nn.functional as F
 
+from .losses import cross_entropy, with_aux
 from .models import MODELS, build_model
 
 OPTIMIZERS = ("sgd", "adam")
@@ -72,7 +72,7 @@ def _train_steps(model_name: str, batch_size: int, crop: Sequence[int], optimize
     seconds = []
     for _ in range(steps + 1):                  # the first step warms up (allocations, kernels)
         started = time.perf_counter()
-        loss = F.cross_entropy(model(x), y)
+        loss = with_aux(cross_entropy)(model(x), y)          # PSPNet's auxiliary head counts too
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

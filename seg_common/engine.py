@@ -11,11 +11,12 @@ give the same weights as 4 epochs in one go.
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -257,6 +258,51 @@ def train_one_epoch(
     return total.item() / max(batches, 1)
 
 
+def _window_starts(length: int, window: int, stride: int) -> list[int]:
+    """Start offsets of windows that cover ``[0, length)``; the last one ends exactly at ``length``."""
+    starts = list(range(0, max(length - window, 0) + 1, stride))
+    if starts[-1] + window < length:
+        starts.append(length - window)
+    return starts
+
+
+@torch.inference_mode()
+def infer_logits(model: nn.Module, images: torch.Tensor, *, window: Sequence[int] | None = None,
+                 stride: Sequence[int] | None = None, flip: bool = False) -> torch.Tensor:
+    """Logits ``[B, K, H, W]`` of ``images`` ``[B, 3, H, W]`` by one of the evaluation protocols:
+
+    * ``window=None``: the whole image in one pass;
+    * ``window=(h, w)``: a sliding window (usually the training crop), moved by ``stride``
+      (default: 2/3 of the window, as in hszhao/semseg); the logits of overlapping windows are
+      averaged. Images smaller than the window are padded with 0 (the mean colour once
+      normalised) and the padding is cut off again. Memory then depends on the window, not on
+      the image: the point of the protocol for large images on small GPUs;
+    * ``flip=True``: also the horizontally flipped image, its logits flipped back and averaged.
+
+    The model must be in eval mode (``predict`` / ``evaluate`` set it).
+    """
+    if flip:
+        return (infer_logits(model, images, window=window, stride=stride)
+                + infer_logits(model, images.flip(-1), window=window, stride=stride).flip(-1)) / 2
+    if window is None:
+        return model(images)
+    (wh, ww), (height, width) = (int(window[0]), int(window[1])), images.shape[-2:]
+    sh, sw = (int(stride[0]), int(stride[1])) if stride is not None else (math.ceil(wh * 2 / 3), math.ceil(ww * 2 / 3))
+    if min(wh, ww, sh, sw) < 1:
+        raise ValueError(f"window and stride must be positive, got {window} and {stride}")
+    padded = F.pad(images, (0, max(ww - width, 0), 0, max(wh - height, 0)))
+    total = counts = None
+    for top in _window_starts(padded.shape[-2], wh, sh):
+        for left in _window_starts(padded.shape[-1], ww, sw):
+            logits = model(padded[..., top:top + wh, left:left + ww])
+            if total is None:
+                total = logits.new_zeros(logits.shape[:2] + padded.shape[-2:])
+                counts = logits.new_zeros(padded.shape[-2:])
+            total[..., top:top + wh, left:left + ww] += logits
+            counts[top:top + wh, left:left + ww] += 1
+    return (total / counts)[..., :height, :width]
+
+
 @torch.inference_mode()
 def predict(model: nn.Module, image: torch.Tensor, device: torch.device | str | None = None) -> torch.Tensor:
     """Class map of one image: ``[3, H, W]`` (normalised as in training) -> ``[H, W]`` int64 on
@@ -281,8 +327,14 @@ def evaluate(
     ignore_index: int = 255,
     channels_last: bool = False,
     progress: bool = True,
+    window: Sequence[int] | None = None,
+    stride: Sequence[int] | None = None,
+    flip: bool = False,
 ) -> dict[str, Any]:
     """Score ``model`` on ``loader`` (whole images, not crops: give it an eval loader).
+
+    ``window``, ``stride`` and ``flip`` choose the protocol (see :func:`infer_logits`): whole
+    images by default, or a sliding window, with or without flipping.
 
     Accumulates one confusion matrix, so memory does not grow with the dataset. Returns
     ``{"loss", "pixel_acc", "mean_acc", "miou", "iou": [per class]}``; ``loss`` is the mean
@@ -299,7 +351,7 @@ def evaluate(
         targets = targets.to(device, non_blocking=True)
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        logits = model(images)
+        logits = infer_logits(model, images, window=window, stride=stride, flip=flip)
         if logits.shape[-2:] != targets.shape[-2:]:
             raise ValueError(
                 f"model output {tuple(logits.shape[-2:])} and target {tuple(targets.shape[-2:])} "

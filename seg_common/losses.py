@@ -127,3 +127,52 @@ class WeightedSum(nn.Module):
             self.last[getattr(loss_fn, "__name__", type(loss_fn).__name__)] = value.detach()
             total = weight * value if total is None else total + weight * value
         return total
+
+
+class WithAux(nn.Module):
+    """For models that return ``(main, aux)`` logits in training (PSPNet): ``loss(main) +
+    weight * loss(aux)``; plain logits (eval mode, other models) get ``loss(logits)``. The two
+    parts of the last call stay in ``.last`` (detached)."""
+
+    def __init__(self, loss_fn=cross_entropy, weight: float = 0.4) -> None:
+        super().__init__()
+        if weight < 0:
+            raise ValueError(f"the auxiliary weight must be non-negative, got {weight}")
+        self.loss_fn, self.weight = loss_fn, float(weight)
+        self.last: dict[str, torch.Tensor] = {}
+
+    def forward(self, output, target: torch.Tensor) -> torch.Tensor:
+        if torch.is_tensor(output):
+            return self.loss_fn(output, target)
+        main, aux = output
+        main_loss, aux_loss = self.loss_fn(main, target), self.loss_fn(aux, target)
+        self.last = {"main": main_loss.detach(), "aux": aux_loss.detach()}
+        return main_loss + self.weight * aux_loss
+
+
+def with_aux(loss_fn=cross_entropy, weight: float = 0.4) -> WithAux:
+    """``main + weight * aux`` (PSPNet's auxiliary loss; weight 0.4 in the paper)."""
+    return WithAux(loss_fn, weight)
+
+
+def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, target: torch.Tensor,
+                      temperature: float = 1.0, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    """Per-pixel knowledge distillation (Hinton, Vinyals and Dean, 2015):
+    ``T^2 * mean over non-void pixels of KL(softmax(teacher / T) || softmax(student / T))``.
+
+    The teacher's logits are detached (no gradient reaches the teacher); ``target`` only says
+    which pixels are void. Scaling by ``T^2`` keeps the gradient's size independent of ``T``.
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    if student_logits.shape != teacher_logits.shape:
+        raise ValueError(f"student and teacher logits differ in shape: {tuple(student_logits.shape)} "
+                         f"vs {tuple(teacher_logits.shape)}")
+    student, _ = _valid(student_logits, target, ignore_index)
+    teacher, labels = _valid(teacher_logits.detach(), target, ignore_index)
+    if labels.numel() == 0:
+        return _zero(student_logits)
+    log_p_student = (student / temperature).log_softmax(1)
+    log_p_teacher = (teacher / temperature).log_softmax(1)
+    kl = (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum(1)
+    return temperature ** 2 * kl.mean()

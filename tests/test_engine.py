@@ -294,3 +294,47 @@ def test_accumulation_is_exact_with_frozen_batchnorm_and_not_without():
     assert torch.equal(mean_big, torch.zeros(4)) and torch.equal(mean_acc, torch.zeros(4))   # not updated
     (w_big, _), (w_acc, _) = train([(x, y)], 1, False), train(chunks, 4, False)
     assert not torch.allclose(w_big, w_acc, atol=1e-4)
+
+
+def test_sliding_window_equals_the_whole_image_for_a_pointwise_model_and_covers_every_pixel():
+    from seg_common.engine import infer_logits
+    torch.manual_seed(0)
+    pointwise = nn.Conv2d(3, 4, 1).eval()
+    for size in [(50, 70), (20, 30), (64, 64)]:                # larger, smaller than, equal to the window
+        x = torch.randn(2, 3, *size)
+        whole = infer_logits(pointwise, x)
+        slid = infer_logits(pointwise, x, window=(32, 48))
+        assert slid.shape == whole.shape and torch.allclose(slid, whole, atol=1e-6)
+    ones = lambda t: torch.ones(t.shape[0], 2, *t.shape[-2:])   # averaging ones gives ones iff every pixel is covered
+    assert torch.equal(infer_logits(ones, torch.randn(1, 3, 77, 101), window=(32, 32), stride=(30, 7)),
+                       torch.ones(1, 2, 77, 101))
+
+
+def test_sliding_window_averages_overlapping_windows():
+    from seg_common.engine import infer_logits
+    # A model that outputs the mean of its input window at every pixel. On a strip of width 6 with
+    # window 4 and stride 2, pixels 0-1 lie in window [0:4] only, 2-3 in both, 4-5 in [2:6] only.
+    model = lambda t: t.mean(dim=(-2, -1), keepdim=True).expand(-1, -1, *t.shape[-2:])
+    x = torch.arange(6.0).reshape(1, 1, 1, 6)
+    out = infer_logits(model, x, window=(1, 4), stride=(1, 2))[0, 0, 0]
+    first, second = x[..., :4].mean(), x[..., 2:].mean()
+    assert torch.allclose(out, torch.stack([first, first, (first + second) / 2, (first + second) / 2, second, second]))
+
+
+def test_flip_averages_the_flipped_prediction_flipped_back():
+    from seg_common.engine import infer_logits
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 2, (1, 3), padding=(0, 1)).eval()      # not mirror-symmetric
+    x = torch.randn(1, 3, 5, 9)
+    expected = (conv(x) + conv(x.flip(-1)).flip(-1)) / 2
+    assert torch.allclose(infer_logits(conv, x, flip=True), expected, atol=1e-6)
+    assert not torch.allclose(infer_logits(conv, x), expected, atol=1e-3)
+
+
+def test_evaluate_with_a_window_scores_a_pointwise_model_like_whole_images(sample_root):
+    _, val_loader = loaders(sample_root)
+    torch.manual_seed(0)
+    model = nn.Conv2d(3, 21, 1)
+    whole = evaluate(model, val_loader, 21, device="cpu", progress=False)
+    slid = evaluate(model, val_loader, 21, device="cpu", progress=False, window=(64, 64), flip=True)
+    assert slid["miou"] == pytest.approx(whole["miou"]) and slid["pixel_acc"] == pytest.approx(whole["pixel_acc"])

@@ -131,3 +131,44 @@ def test_weighted_sum():
 def test_shape_errors_are_clear():
     with pytest.raises(ValueError, match=r"logits \[B, K, H, W\]"):
         lovasz_softmax(torch.randn(1, 3, 4, 4), torch.zeros(1, 5, 4, dtype=torch.long))
+
+
+def test_with_aux_adds_the_weighted_auxiliary_loss_and_passes_plain_logits_through():
+    from seg_common.losses import cross_entropy, with_aux
+    torch.manual_seed(0)
+    main, aux = torch.randn(2, 3, 5, 5), torch.randn(2, 3, 5, 5)
+    target = torch.randint(0, 3, (2, 5, 5))
+    target[0, 0] = 255
+    loss = with_aux(weight=0.4)
+    expected = cross_entropy(main, target) + 0.4 * cross_entropy(aux, target)
+    assert torch.allclose(loss((main, aux), target), expected)
+    assert torch.allclose(loss.last["aux"], cross_entropy(aux, target))
+    assert torch.allclose(loss(main, target), cross_entropy(main, target))
+    with pytest.raises(ValueError, match="non-negative"):
+        with_aux(weight=-1)
+
+
+def test_distillation_loss_is_the_temperature_scaled_kl_over_non_void_pixels():
+    import torch.nn.functional as F
+    from seg_common.losses import distillation_loss
+    torch.manual_seed(0)
+    student = torch.randn(2, 4, 3, 3, requires_grad=True)
+    teacher = torch.randn(2, 4, 3, 3, requires_grad=True)
+    target = torch.randint(0, 4, (2, 3, 3))
+    target[1, :, 0] = 255
+    T = 2.0
+    keep = (target != 255).reshape(-1)
+    s = student.permute(0, 2, 3, 1).reshape(-1, 4)[keep]
+    t = teacher.permute(0, 2, 3, 1).reshape(-1, 4)[keep]
+    reference = F.kl_div((s / T).log_softmax(1), (t / T).log_softmax(1), log_target=True,
+                         reduction="batchmean") * T * T
+    loss = distillation_loss(student, teacher, target, temperature=T)
+    assert torch.allclose(loss, reference, atol=1e-6)
+    loss.backward()
+    assert student.grad is not None and torch.isfinite(student.grad).all()
+    assert teacher.grad is None                              # nothing flows back into the teacher
+    assert student.grad[1, :, :, 0].abs().max() == 0          # void pixels give no gradient
+    same = distillation_loss(student.detach(), student.detach(), target)
+    assert same.abs() < 1e-7                                  # zero when the student equals the teacher
+    everything_void = torch.full_like(target, 255)
+    assert distillation_loss(student, teacher, everything_void).item() == 0.0

@@ -59,6 +59,7 @@ class AtrousResNet(nn.Module):
         self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
         self.output_stride = output_stride
         self.low_channels = 64 if not bottleneck else 256
+        self.mid_channels = 256 if not bottleneck else 1024            # layer3, for auxiliary heads
         self.high_channels = 512 if not bottleneck else 2048
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
