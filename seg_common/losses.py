@@ -176,3 +176,27 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     log_p_teacher = (teacher / temperature).log_softmax(1)
     kl = (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum(1)
     return temperature ** 2 * kl.mean()
+
+
+class DistillationLoss(nn.Module):
+    """For a ``models.Distiller``: ``loss_fn(student_output, target) + alpha * distillation_loss(
+    student_main, teacher, target, temperature)``. ``loss_fn`` sees the student's output as it is
+    (use ``with_aux`` for a PSPNet student); the distillation term uses its main logits. Plain
+    logits (eval mode) get ``loss_fn`` alone. The parts of the last call stay in ``.last``."""
+
+    def __init__(self, loss_fn=cross_entropy, alpha: float = 1.0, temperature: float = 1.0) -> None:
+        super().__init__()
+        if alpha < 0:
+            raise ValueError(f"alpha must be non-negative, got {alpha}")
+        self.loss_fn, self.alpha, self.temperature = loss_fn, float(alpha), float(temperature)
+        self.last: dict[str, torch.Tensor] = {}
+
+    def forward(self, output, target: torch.Tensor) -> torch.Tensor:
+        if torch.is_tensor(output):
+            return self.loss_fn(output, target)
+        student, teacher = output
+        main = student if torch.is_tensor(student) else student[0]
+        task = self.loss_fn(student, target)
+        distill = distillation_loss(main, teacher, target, self.temperature)
+        self.last = {"task": task.detach(), "distill": distill.detach()}
+        return task + self.alpha * distill

@@ -11,6 +11,7 @@ from torch import nn
 
 from .deeplab import (ASPP, AtrousResNet, DeepLabV3Plus, deeplabv3plus_resnet18, deeplabv3plus_resnet18_os8,
                       deeplabv3plus_resnet50, deeplabv3plus_resnet50_os8)
+from .distill import Distiller
 from .pspnet import PSPNet, PyramidPoolingModule, pspnet_resnet18, pspnet_resnet50
 from .fcn import FCN8s, FCN32s, bilinear_kernel, fcn8s_resnet18, fcn_resnet18_d2l
 from .unet import ResNetUNet, unet_resnet18
@@ -35,6 +36,6 @@ def build_model(name: str, num_classes: int = 21, pretrained: bool = False) -> n
     return MODELS[name](num_classes=num_classes, pretrained=pretrained)
 
 
-__all__ = ["ASPP", "AtrousResNet", "DeepLabV3Plus", "FCN32s", "FCN8s", "MODELS", "PSPNet", "PyramidPoolingModule",
+__all__ = ["ASPP", "AtrousResNet", "DeepLabV3Plus", "Distiller", "FCN32s", "FCN8s", "MODELS", "PSPNet", "PyramidPoolingModule",
            "ResNetUNet", "pspnet_resnet18", "pspnet_resnet50", "bilinear_kernel", "build_model", "deeplabv3plus_resnet18", "deeplabv3plus_resnet50",
            "fcn8s_resnet18", "fcn_resnet18_d2l", "unet_resnet18"]
