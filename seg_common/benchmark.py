@@ -125,9 +125,79 @@ def measure_step(model: str, batch_size: int, crop: Sequence[int] = (96, 96), *,
     return result
 
 
+def _inference_steps(model_name: str, size: Sequence[int], window, stride, flip: bool, steps: int,
+                     num_classes: int, device: torch.device, seed: int, weights: str | None) -> float:
+    from .engine import infer_logits, load_weights
+    torch.manual_seed(seed)
+    model = build_model(model_name, num_classes=num_classes)
+    if weights:
+        load_weights(model, weights)
+    model.to(device).eval()
+    x = torch.randn(1, 3, *size, device=device)
+    seconds = []
+    with torch.inference_mode():
+        for _ in range(steps + 1):              # the first pass warms up
+            started = time.perf_counter()
+            infer_logits(model, x, window=window, stride=stride, flip=flip)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            seconds.append(time.perf_counter() - started)
+    return sum(seconds[1:]) / steps
+
+
+def measure_inference(model: str, size: Sequence[int], *, window: Sequence[int] | None = None,
+                      stride: Sequence[int] | None = None, flip: bool = False, weights: str | Path | None = None,
+                      steps: int = 1, num_classes: int = 21, device: str | torch.device | None = None,
+                      seed: int = 0) -> dict[str, Any]:
+    """Seconds per image and peak memory of inference on one ``size`` image, by the protocol that
+    ``window`` / ``stride`` / ``flip`` choose (see ``engine.infer_logits``); measured like
+    :func:`measure_step` (CUDA max allocated, or a fresh process's peak RSS on the CPU)."""
+    if model not in MODELS:
+        raise ValueError(f"Unknown model {model!r}. Choose one of: {', '.join(sorted(MODELS))}.")
+    size = tuple(int(v) for v in size)
+    window = tuple(int(v) for v in window) if window is not None else None
+    stride = tuple(int(v) for v in stride) if stride is not None else None
+    device = torch.device(device) if device is not None else (
+        torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu"))
+    result: dict[str, Any] = {"model": model, "size": list(size), "window": window, "flip": flip,
+                              "device": device.type}
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        result["seconds_per_image"] = _inference_steps(model, size, window, stride, flip, steps, num_classes,
+                                                       device, seed, str(weights) if weights else None)
+        result["peak_mb"] = (torch.cuda.max_memory_allocated(device) - before) / 2**20
+        result["measure"] = "cuda max allocated"
+        return result
+    command = [sys.executable, "-m", "seg_common.benchmark", "--model", model, "--inference",
+               "--size", str(size[0]), str(size[1]), "--steps", str(steps), "--num-classes", str(num_classes),
+               "--seed", str(seed)]
+    if window is not None:
+        command += ["--window", str(window[0]), str(window[1])]
+    if stride is not None:
+        command += ["--stride", str(stride[0]), str(stride[1])]
+    if flip:
+        command.append("--flip")
+    if weights:
+        command += ["--weights", str(weights)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"the measuring process failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    child = json.loads(done.stdout.strip().splitlines()[-1])
+    result.update(seconds_per_image=child["seconds"], peak_mb=child["peak_mb"],
+                  measure="process peak RSS above the idle process")
+    return result
+
+
 def _child(args: argparse.Namespace) -> dict[str, Any]:
     """Run in the fresh process: the idle peak after imports, then train, then the new peak."""
     idle = peak_rss_mb()
+    if args.inference:
+        seconds = _inference_steps(args.model, args.size, args.window, args.stride, args.flip, args.steps,
+                                   args.num_classes, torch.device("cpu"), args.seed, args.weights)
+        peak = peak_rss_mb()
+        return {"seconds": seconds, "peak_mb": None if peak is None or idle is None else peak - idle}
     seconds = _train_steps(args.model, args.batch_size, args.crop, args.optimizer, args.steps,
                            args.num_classes, torch.device("cpu"), args.seed)
     peak = peak_rss_mb()
@@ -147,6 +217,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--num-classes", type=int, default=21)
     parser.add_argument("--seed", type=int, default=0)
+    inference = parser.add_argument_group("inference instead of a training step")
+    inference.add_argument("--inference", action="store_true")
+    inference.add_argument("--size", type=int, nargs=2, default=(512, 512), metavar=("H", "W"))
+    inference.add_argument("--window", type=int, nargs=2, default=None, metavar=("H", "W"))
+    inference.add_argument("--stride", type=int, nargs=2, default=None, metavar=("H", "W"))
+    inference.add_argument("--flip", action="store_true")
+    inference.add_argument("--weights", default=None, help="weights saved with engine.save_weights")
     args = parser.parse_args(argv)
     print(json.dumps(_child(args)))
 
