@@ -191,6 +191,7 @@ def train_one_epoch(
     step_losses: list | None = None,
     step_lrs: list | None = None,
     freeze_bn: bool | nn.Module = False,
+    loss_parts: dict | None = None,
 ) -> float:
     """One pass over ``loader``; returns the mean training loss per batch.
 
@@ -204,7 +205,9 @@ def train_one_epoch(
     per step, one rate per parameter group). ``freeze_bn=True`` keeps every BatchNorm layer in eval
     mode: it normalises with its running statistics and does not update them (its affine weights
     still learn) - the usual choice for a pretrained backbone trained with small batches. Given a
-    submodule (``freeze_bn=model.backbone``) it does so for that part only.
+    submodule (``freeze_bn=model.backbone``) it does so for that part only. ``loss_parts``, when
+    given a dict, receives the mean per batch of each part that a composite loss reports in its
+    ``.last`` (``losses.with_aux``: ``main``, ``aux``; ``losses.DistillationLoss``: also ``distill``).
 
     Gradient accumulation is exact only for models that treat each image on its own: BatchNorm
     normalises with the statistics of each small batch, so k batches of b differ slightly from one
@@ -225,6 +228,7 @@ def train_one_epoch(
     batches = 0
     n = len(loader) if hasattr(loader, "__len__") else None
     per_step: list[torch.Tensor] = []
+    parts: dict[str, torch.Tensor] = {}
     group_loss = torch.zeros((), device=device)
     optimizer.zero_grad(set_to_none=True)
     bar = tqdm(loader, desc=desc, total=n, leave=False, disable=not progress)
@@ -239,6 +243,8 @@ def train_one_epoch(
         group_size = grad_accum_steps if n is None else min(grad_accum_steps, n - group_start)
         scaler.scale(loss / group_size).backward()
         total += loss.detach()
+        for name, value in getattr(loss_fn, "last", {}).items():
+            parts[name] = parts.get(name, 0) + value.detach()
         group_loss += loss.detach() / group_size
         batches += 1
         if (i + 1) % grad_accum_steps == 0 or (n is not None and i + 1 == n):
@@ -255,6 +261,8 @@ def train_one_epoch(
             bar.set_postfix(loss=f"{total.item() / batches:.3f}")
     if step_losses is not None:
         step_losses.extend(torch.stack(per_step).tolist() if per_step else [])
+    if loss_parts is not None:
+        loss_parts.update({name: float(value) / max(batches, 1) for name, value in parts.items()})
     return total.item() / max(batches, 1)
 
 
@@ -277,15 +285,16 @@ def infer_logits(model: nn.Module, images: torch.Tensor, *, window: Sequence[int
       averaged. Images smaller than the window are padded with 0 (the mean colour once
       normalised) and the padding is cut off again. Memory then depends on the window, not on
       the image: the point of the protocol for large images on small GPUs;
-    * ``flip=True``: also the horizontally flipped image, its logits flipped back and averaged.
+    * ``flip=True``: also the horizontally flipped image (or window), its logits flipped back and
+      averaged with the unflipped ones - as hszhao/semseg does inside each window.
 
-    The model must be in eval mode (``predict`` / ``evaluate`` set it).
+    Logits are averaged (semseg averages softmax probabilities instead; the argmax rarely differs).
+    One full-size logit map is kept, whatever the protocol: the sliding window bounds the
+    network's intermediate activations, not the output. The model must be in eval mode
+    (``predict`` / ``evaluate`` set it).
     """
-    if flip:
-        return (infer_logits(model, images, window=window, stride=stride)
-                + infer_logits(model, images.flip(-1), window=window, stride=stride).flip(-1)) / 2
     if window is None:
-        return model(images)
+        return _forward(model, images, flip)
     (wh, ww), (height, width) = (int(window[0]), int(window[1])), images.shape[-2:]
     sh, sw = (int(stride[0]), int(stride[1])) if stride is not None else (math.ceil(wh * 2 / 3), math.ceil(ww * 2 / 3))
     if min(wh, ww, sh, sw) < 1:
@@ -294,13 +303,21 @@ def infer_logits(model: nn.Module, images: torch.Tensor, *, window: Sequence[int
     total = counts = None
     for top in _window_starts(padded.shape[-2], wh, sh):
         for left in _window_starts(padded.shape[-1], ww, sw):
-            logits = model(padded[..., top:top + wh, left:left + ww])
+            logits = _forward(model, padded[..., top:top + wh, left:left + ww], flip)
             if total is None:
                 total = logits.new_zeros(logits.shape[:2] + padded.shape[-2:])
                 counts = logits.new_zeros(padded.shape[-2:])
             total[..., top:top + wh, left:left + ww] += logits
             counts[top:top + wh, left:left + ww] += 1
-    return (total / counts)[..., :height, :width]
+    return total.div_(counts)[..., :height, :width]
+
+
+def _forward(model: nn.Module, images: torch.Tensor, flip: bool) -> torch.Tensor:
+    """The model's logits, averaged with those of the mirrored input mirrored back if ``flip``."""
+    logits = model(images)
+    if flip:
+        logits = (logits + model(images.flip(-1)).flip(-1)) / 2
+    return logits
 
 
 @torch.inference_mode()
@@ -482,15 +499,18 @@ def fit(
             lr = optimizer.param_groups[0]["lr"]
             step_losses: list | None = [] if record_steps else None
             step_lrs: list | None = [] if record_steps else None
+            parts: dict[str, float] = {}
             train_loss = train_one_epoch(
                 model, train_loader, optimizer, loss_fn=loss_fn, device=device, scheduler=scheduler,
                 scheduler_per_iteration=scheduler_per_iteration, grad_accum_steps=grad_accum_steps,
                 amp=amp, scaler=scaler, channels_last=channels_last, progress=progress,
-                desc=f"epoch {epoch + 1}", freeze_bn=freeze_bn, step_losses=step_losses, step_lrs=step_lrs)
+                desc=f"epoch {epoch + 1}", freeze_bn=freeze_bn, step_losses=step_losses, step_lrs=step_lrs,
+                loss_parts=parts)
             if scheduler is not None and not scheduler_per_iteration:
                 scheduler.step()
             record: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, "train_loss": train_loss,
                                       "train_seconds": time.perf_counter() - started}
+            record.update({f"train_loss_{name}": value for name, value in parts.items()})
             if record_steps:
                 record.update(step_loss=step_losses, step_lr=step_lrs)
             if val_loader is not None and ((epoch + 1) % eval_every == 0 or epoch + 1 == epochs):

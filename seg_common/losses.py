@@ -131,8 +131,9 @@ class WeightedSum(nn.Module):
 
 class WithAux(nn.Module):
     """For models that return ``(main, aux)`` logits in training (PSPNet): ``loss(main) +
-    weight * loss(aux)``; plain logits (eval mode, other models) get ``loss(logits)``. The two
-    parts of the last call stay in ``.last`` (detached)."""
+    weight * loss(aux)``; plain logits (eval mode, other models) get ``loss(logits)``. The parts
+    of the last call stay in ``.last`` (detached): ``main`` and, with an auxiliary output, ``aux``
+    (the engine records them per epoch as ``train_loss_main`` / ``train_loss_aux``)."""
 
     def __init__(self, loss_fn=cross_entropy, weight: float = 0.4) -> None:
         super().__init__()
@@ -143,7 +144,9 @@ class WithAux(nn.Module):
 
     def forward(self, output, target: torch.Tensor) -> torch.Tensor:
         if torch.is_tensor(output):
-            return self.loss_fn(output, target)
+            main_loss = self.loss_fn(output, target)
+            self.last = {"main": main_loss.detach()}
+            return main_loss
         main, aux = output
         main_loss, aux_loss = self.loss_fn(main, target), self.loss_fn(aux, target)
         self.last = {"main": main_loss.detach(), "aux": aux_loss.detach()}
@@ -182,7 +185,8 @@ class DistillationLoss(nn.Module):
     """For a ``models.Distiller``: ``loss_fn(student_output, target) + alpha * distillation_loss(
     student_main, teacher, target, temperature)``. ``loss_fn`` sees the student's output as it is
     (use ``with_aux`` for a PSPNet student); the distillation term uses its main logits. Plain
-    logits (eval mode) get ``loss_fn`` alone. The parts of the last call stay in ``.last``."""
+    logits (eval mode) get ``loss_fn`` alone. The parts of the last call stay in ``.last``: those
+    ``loss_fn`` reports (``main``, ``aux`` for ``with_aux``) or ``task``, and ``distill``."""
 
     def __init__(self, loss_fn=cross_entropy, alpha: float = 1.0, temperature: float = 1.0) -> None:
         super().__init__()
@@ -198,5 +202,6 @@ class DistillationLoss(nn.Module):
         main = student if torch.is_tensor(student) else student[0]
         task = self.loss_fn(student, target)
         distill = distillation_loss(main, teacher, target, self.temperature)
-        self.last = {"task": task.detach(), "distill": distill.detach()}
+        inner = getattr(self.loss_fn, "last", None) or {"task": task}
+        self.last = {**{k: v.detach() for k, v in inner.items()}, "distill": distill.detach()}
         return task + self.alpha * distill

@@ -338,3 +338,18 @@ def test_evaluate_with_a_window_scores_a_pointwise_model_like_whole_images(sampl
     whole = evaluate(model, val_loader, 21, device="cpu", progress=False)
     slid = evaluate(model, val_loader, 21, device="cpu", progress=False, window=(64, 64), flip=True)
     assert slid["miou"] == pytest.approx(whole["miou"]) and slid["pixel_acc"] == pytest.approx(whole["pixel_acc"])
+
+
+def test_flip_with_a_window_flips_each_window_and_averages_overlaps():
+    from seg_common.engine import infer_logits
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 2, (1, 3), padding=(0, 1)).eval()      # not mirror-symmetric, and sees window edges
+    x = torch.randn(1, 3, 4, 10)
+    total, counts = torch.zeros(1, 2, 4, 10), torch.zeros(4, 10)
+    with torch.no_grad():
+        for left in (0, 3, 6):                                  # window 4 wide, stride 3: starts 0, 3, 6
+            crop = x[..., left:left + 4]
+            total[..., left:left + 4] += (conv(crop) + conv(crop.flip(-1)).flip(-1)) / 2
+            counts[:, left:left + 4] += 1
+    got = infer_logits(conv, x, window=(4, 4), stride=(4, 3), flip=True)
+    assert torch.allclose(got, total / counts, atol=1e-6)

@@ -12,11 +12,16 @@ class Distiller(nn.Module):
     output as it is (a PSPNet's ``(main, aux)`` pair too) and the teacher's eval-mode logits, computed
     without gradients. In eval mode it returns the student's output only, so ``evaluate`` scores
     the student. The teacher stays in eval mode (fixed BatchNorm statistics, no dropout) and its
-    weights never change. Train with ``losses.DistillationLoss``; save ``distiller.student``.
+    weights never change. Train with ``losses.DistillationLoss``; save ``distiller.student``
+    (the distiller's own ``state_dict``, and so the engine's checkpoints, hold the teacher too).
     """
 
     def __init__(self, student: nn.Module, teacher: nn.Module) -> None:
         super().__init__()
+        for name, module in (("student", student), ("teacher", teacher)):
+            if not isinstance(module, nn.Module):
+                raise TypeError(f"Distiller needs a {name} nn.Module, got {type(module).__name__} "
+                                "(train or load the teacher first)")
         self.student = student
         self.teacher = teacher.eval()
         self.teacher.requires_grad_(False)
