@@ -11,7 +11,10 @@ Usage: bash download_data.sh [sample|voc|voc-aug|cityscapes|--help]
               resumes a partial download, verifies the checksum, extracts to data/VOCdevkit/VOC2012
   voc-aug     SBD (1.4 GB) -> data/VOCdevkit/VOC2012/SegmentationClassAug + train_aug.txt
               (10,582 training images); runs `voc` first if needed
-  cityscapes  explains the login-protected Cityscapes download
+  cityscapes  Cityscapes fine annotations + images (11.6 GB; needs a free account at
+              cityscapes-dataset.com): csDownload asks for your login, resumes an interrupted
+              download, verifies MD5; extracts to data/cityscapes/{leftImg8bit,gtFine} and
+              checks 2975 train / 500 val / 1525 test frames
 
 Running a command again when its data is complete does nothing.
 
@@ -20,7 +23,9 @@ Environment:
   PYTHON            interpreter with seg_common installed (default: .venv/bin/python, else python3)
   VOC_URL, VOC_SHA1, VOC_FALLBACK_URL, VOC_FALLBACK_MD5, SBD_URL, SBD_MD5
                     override the mirrors and their checksums
-  VOC_NEED_MB, SBD_NEED_MB   free disk space required before downloading
+  VOC_NEED_MB, SBD_NEED_MB, CITYSCAPES_NEED_MB   free disk space required before downloading
+  CSDOWNLOAD        the csDownload command (default: on PATH, else next to $PYTHON)
+  CITYSCAPES_EXPECT frames expected in train, val and test (default: "2975 500 1525")
   KEEP_ARCHIVES=1   keep the downloaded archives after extraction
 EOF
 }
@@ -40,6 +45,8 @@ VOC_NEED_MB="${VOC_NEED_MB:-4500}"       # 2.0 GB archive + 2.0 GB extracted
 SBD_URL="${SBD_URL:-http://www.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/semantic_contours/benchmark.tgz}"
 SBD_MD5="${SBD_MD5:-82b4d87ceb2ed10f6038a1cba92111cb}"
 SBD_NEED_MB="${SBD_NEED_MB:-3000}"       # 1.4 GB archive + the labels extracted
+CITYSCAPES_PACKAGES="gtFine_trainvaltest.zip leftImg8bit_trainvaltest.zip"
+CITYSCAPES_NEED_MB="${CITYSCAPES_NEED_MB:-24000}"   # 11.6 GB of archives + as much extracted
 
 die() { echo "error: $*" >&2; exit 1; }
 say() { echo "[download_data] $*"; }
@@ -162,19 +169,73 @@ cmd_voc_aug() {
     [ "${KEEP_ARCHIVES:-0}" = 1 ] || rm -f "$archive"
 }
 
+# csdownload_path: the csDownload command (CSDOWNLOAD, else on PATH, else next to $PYTHON).
+csdownload_path() {
+    if [ -n "${CSDOWNLOAD:-}" ]; then
+        [ -x "$CSDOWNLOAD" ] && echo "$CSDOWNLOAD"
+    elif command -v csDownload; then
+        :
+    elif [ -x "$(dirname "$PYTHON")/csDownload" ]; then
+        echo "$(dirname "$PYTHON")/csDownload"
+    else
+        return 1
+    fi
+}
+
+zip_complete() {  # zip_complete FILE: true when FILE is a whole zip (its central directory reads)
+    [ -f "$1" ] && "$PYTHON" -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).close()' "$1" 2>/dev/null
+}
+
+cityscapes_check() {  # counts the frames per split; fails when some are missing
+    # shellcheck disable=SC2086  # CITYSCAPES_EXPECT holds three numbers
+    "$PYTHON" -m seg_common.data.cityscapes --check "$1" ${CITYSCAPES_EXPECT:+--expect $CITYSCAPES_EXPECT}
+}
+
 cmd_cityscapes() {
-    cat <<EOF
-Cityscapes needs a free account, so this script cannot fetch it for you:
-
- 1. Register at https://www.cityscapes-dataset.com/register/ and confirm your e-mail.
- 2. pip install cityscapesscripts
- 3. csDownload -d "$DATA/cityscapes" gtFine_trainvaltest.zip leftImg8bit_trainvaltest.zip
-    (it asks for your user name and password; the two files are 241 MB and 11 GB)
- 4. cd "$DATA/cityscapes" && unzip -q gtFine_trainvaltest.zip && unzip -q leftImg8bit_trainvaltest.zip
- 5. CITYSCAPES_DATASET="$DATA/cityscapes" csCreateTrainIdLabelImgs   (writes *_labelTrainIds.png)
-
-The result is $DATA/cityscapes/{leftImg8bit,gtFine}/{train,val,test}/<city>/...
-EOF
+    local cs="$DATA/cityscapes" pkg cs_download resume="" missing=()
+    if [ -f "$cs/.download_complete" ]; then
+        say "Cityscapes is already in $cs"; return 0
+    fi
+    [ -f "$cs/.seg_common_sample" ] \
+        && die "$cs holds the generated Cityscapes sample; move it away (the sample belongs in $DATA/sample/cityscapes) and run this again"
+    if [ -d "$cs/leftImg8bit" ] && cityscapes_check "$cs" >/dev/null 2>&1; then
+        say "found a complete Cityscapes in $cs (not downloaded by this script); leaving it as it is"
+        touch "$cs/.download_complete"; return 0
+    fi
+    for pkg in $CITYSCAPES_PACKAGES; do
+        if ! zip_complete "$cs/$pkg"; then
+            missing+=("$pkg")
+            if [ -f "$cs/$pkg" ]; then resume="-r"; fi     # a partial download: csDownload -r resumes it
+        fi
+    done
+    if [ "${#missing[@]}" -gt 0 ]; then
+        cs_download=$(csdownload_path) \
+            || die "csDownload (from cityscapesscripts) was not found. Install it with: pip install cityscapesscripts   (or: \"$PYTHON\" -m pip install cityscapesscripts), then run this again."
+        [ -n "$resume" ] || need_disk "$CITYSCAPES_NEED_MB"
+        mkdir -p "$cs"
+        say "Cityscapes needs a free account: register at https://www.cityscapes-dataset.com/register/ first."
+        say "csDownload asks for your user name and password (and offers to store them)."
+        say "downloading ${missing[*]} into $cs (241 MB + 11 GB)${resume:+, resuming the partial files}"
+        "$cs_download" ${resume:+"$resume"} -d "$cs" "${missing[@]}" \
+            || die "csDownload failed (see above). Run this again to resume. After 'MD5 sum of downloaded file does not match', delete that file in $cs first; after 'Bad credentials', check your login at https://www.cityscapes-dataset.com/login/."
+        for pkg in "${missing[@]}"; do
+            zip_complete "$cs/$pkg" || die "$cs/$pkg is not a complete zip archive; run this again to resume the download"
+        done
+    fi
+    for pkg in $CITYSCAPES_PACKAGES; do
+        say "extracting $pkg"
+        if command -v unzip >/dev/null; then
+            unzip -q -o "$cs/$pkg" -d "$cs" || die "could not extract $cs/$pkg (damaged archive or disk full); delete it and run again"
+        else
+            "$PYTHON" -m zipfile -e "$cs/$pkg" "$cs" || die "could not extract $cs/$pkg (damaged archive or disk full); delete it and run again"
+        fi
+    done
+    cityscapes_check "$cs" || die "Cityscapes in $cs is incomplete after extraction (see above); delete the zip files in $cs and run this again"
+    touch "$cs/.download_complete"
+    if [ "${KEEP_ARCHIVES:-0}" != 1 ]; then
+        for pkg in $CITYSCAPES_PACKAGES; do rm -f "$cs/$pkg"; done
+    fi
+    say "Cityscapes ready in $cs (the loader maps labelIds to trainIds itself: no csCreateTrainIdLabelImgs needed)"
 }
 
 case "${1:-sample}" in

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tarfile
 import threading
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -198,7 +199,73 @@ def test_help_and_unknown_command(tmp_path):
     assert bad.returncode != 0 and "unknown command 'imagenet'" in bad.stderr
 
 
-def test_cityscapes_explains_the_login(tmp_path):
-    result = run("cityscapes", tmp_path)
-    assert result.returncode == 0
-    assert "csDownload" in result.stdout and "gtFine_trainvaltest.zip" in result.stdout
+FAKE_CSDOWNLOAD = """#!/usr/bin/env bash
+# Stands in for cityscapesscripts' csDownload: logs its arguments, "downloads" from $FAKE_CS_SRC,
+# and like the real one refuses to overwrite an existing file unless given -r.
+echo "$*" >> "$FAKE_CS_LOG"
+dest=. resume=0 packages=()
+while [ $# -gt 0 ]; do
+    case $1 in -d) dest=$2; shift 2 ;; -r) resume=1; shift ;; *) packages+=("$1"); shift ;; esac
+done
+for p in "${packages[@]}"; do
+    if [ -e "$dest/$p" ] && [ $resume = 0 ]; then echo "Destination file exists" >&2; exit 1; fi
+    cp "$FAKE_CS_SRC/$p" "$dest/$p"
+done
+"""
+
+
+@pytest.fixture(scope="module")
+def cityscapes_zips(tmp_path_factory) -> Path:
+    """gtFine_trainvaltest.zip and leftImg8bit_trainvaltest.zip laid out like the real ones
+    (3 train / 2 val frames), and a fake csDownload that serves them."""
+    from seg_common.data.sample_cityscapes import make_sample_cityscapes
+
+    folder = tmp_path_factory.mktemp("cs_zips")
+    root = make_sample_cityscapes(folder / "cityscapes", frames_per_city=1)
+    for part in ("gtFine", "leftImg8bit"):
+        with zipfile.ZipFile(folder / f"{part}_trainvaltest.zip", "w") as archive:
+            for path in sorted((root / part).rglob("*")):
+                archive.write(path, path.relative_to(root))
+    fake = folder / "csDownload"
+    fake.write_text(FAKE_CSDOWNLOAD)
+    fake.chmod(0o755)
+    return folder
+
+
+def cityscapes_env(zips: Path, log: Path, **extra) -> dict:
+    return {"CSDOWNLOAD": str(zips / "csDownload"), "FAKE_CS_SRC": str(zips),
+            "FAKE_CS_LOG": str(log), "CITYSCAPES_EXPECT": "3 2 0", **extra}
+
+
+def test_cityscapes_without_csdownload_says_how_to_install(tmp_path):
+    result = run("cityscapes", tmp_path, CSDOWNLOAD=str(tmp_path / "nothing"))
+    assert result.returncode != 0
+    assert "pip install cityscapesscripts" in result.stderr
+    assert not (tmp_path / "cityscapes" / "leftImg8bit").exists()
+
+
+def test_cityscapes_resumes_extracts_checks_then_nothing_to_do(cityscapes_zips, tmp_path):
+    log = tmp_path / "csdownload.log"
+    partial = tmp_path / "cityscapes" / "leftImg8bit_trainvaltest.zip"
+    partial.parent.mkdir()
+    partial.write_bytes((cityscapes_zips / partial.name).read_bytes()[:1000])
+    result = run("cityscapes", tmp_path, **cityscapes_env(cityscapes_zips, log))
+    assert result.returncode == 0, result.stderr
+    assert log.read_text().split() == ["-r", "-d", str(partial.parent),
+                                       "gtFine_trainvaltest.zip", "leftImg8bit_trainvaltest.zip"]
+    assert "user name and password" in result.stdout and "train:     3 frames" in result.stdout
+    cs = tmp_path / "cityscapes"
+    assert len(list(cs.glob("leftImg8bit/*/*/*_leftImg8bit.png"))) == 5
+    assert len(list(cs.glob("gtFine/*/*/*_gtFine_labelIds.png"))) == 5
+    assert (cs / ".download_complete").exists() and not list(cs.glob("*.zip"))   # archives removed
+    again = run("cityscapes", tmp_path, **cityscapes_env(cityscapes_zips, log))
+    assert again.returncode == 0 and "already" in again.stdout
+    assert len(log.read_text().splitlines()) == 1                                  # not called again
+
+
+def test_cityscapes_incomplete_layout_is_an_error(cityscapes_zips, tmp_path):
+    log = tmp_path / "csdownload.log"
+    result = run("cityscapes", tmp_path, **cityscapes_env(cityscapes_zips, log, CITYSCAPES_EXPECT="2975 500 1525"))
+    assert result.returncode != 0
+    assert "expected 2975" in result.stderr and "incomplete after extraction" in result.stderr
+    assert not (tmp_path / "cityscapes" / ".download_complete").exists()

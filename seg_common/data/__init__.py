@@ -24,3 +24,23 @@ def prepare_voc(profile: Profile) -> Path:
             f"Fetch it with: {DOWNLOAD_HINT}, or set SEG_PROFILE=sample."
         )
     return profile.data_root
+
+
+def prepare_cityscapes(profile: Profile) -> Path:
+    """Make sure the profile's Cityscapes is on disk and return the root to pass to
+    :class:`~seg_common.data.cityscapes.CityscapesSegmentation`.
+
+    Sample profile: builds the offline sample in ``<data root>/cityscapes`` (a no-op once built).
+    Full profile: checks that ``download_data.sh cityscapes`` has run and says how to run it if not.
+    """
+    root = profile.data_root / "cityscapes"
+    if profile.is_sample:
+        from .sample_cityscapes import make_sample_cityscapes
+
+        make_sample_cityscapes(root)
+    elif not (root / "leftImg8bit").is_dir():
+        raise FileNotFoundError(
+            f"The full profile needs the real Cityscapes in {root}. Fetch it with "
+            "`bash download_data.sh cityscapes` (a free account is needed), or set SEG_PROFILE=sample."
+        )
+    return root
