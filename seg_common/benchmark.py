@@ -25,33 +25,10 @@ from typing import Any, Sequence
 import torch
 
 from .losses import cross_entropy, with_aux
+from .memory import peak_rss_mb
 from .models import MODELS, build_model
 
 OPTIMIZERS = ("sgd", "adam")
-
-
-def peak_rss_mb() -> float | None:
-    """This process's peak resident memory in MB, or None where the OS does not say.
-
-    On Linux this is ``VmHWM`` from ``/proc/self/status``, which starts afresh when a program is
-    executed. ``getrusage``'s ``ru_maxrss`` does not: a child started from a large notebook kernel
-    inherits the kernel's peak, which would hide everything the child allocates below it.
-    """
-    status = Path("/proc/self/status")
-    if status.is_file():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 2**10                      # kB
-    try:
-        import resource
-    except ImportError:                                    # Windows
-        try:
-            import psutil
-            return psutil.Process().memory_info().peak_wset / 2**20
-        except Exception:
-            return None
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10   # bytes on macOS, KB elsewhere
 
 
 def _make_optimizer(name: str, params) -> torch.optim.Optimizer:

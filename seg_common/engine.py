@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from .memory import peak_mb, reset_peak
 from .metrics import ConfusionMatrix
 
 CHECKPOINT_FORMAT = 1
@@ -49,17 +50,34 @@ def default_device() -> torch.device:
 # ---------------------------------------------------------------------------------------------
 
 def save_checkpoint(state: dict, path: str | Path) -> Path:
-    """``torch.save`` to a temporary file in the same folder, then rename over ``path``."""
+    """``torch.save`` to a temporary file in the same folder, flushed to disk, then renamed over
+    ``path``: a process killed at any moment leaves either the old checkpoint or the new one, never
+    a half-written ``path`` (at worst a stray ``.<name>.tmp-<pid>`` file, which
+    :func:`remove_stale_temporaries` clears)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        torch.save(state, tmp)
+        with open(tmp, "wb") as file:
+            torch.save(state, file)
+            file.flush()
+            os.fsync(file.fileno())
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the temporary files that a killed process left in a checkpoint folder (files named
+    ``.<name>.tmp-<pid>`` by :func:`save_checkpoint` and ``save_run``); returns what was removed."""
+    removed = []
+    for stray in Path(folder).glob(".*.tmp-*"):
+        if stray.is_file():
+            stray.unlink()
+            removed.append(stray)
+    return removed
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
@@ -464,6 +482,8 @@ def fit(
     if resume not in (True, False, "auto"):
         raise ValueError(f"resume must be True, False or 'auto', got {resume!r}")
 
+    if ckpt_dir is not None and ckpt_dir.is_dir():
+        remove_stale_temporaries(ckpt_dir)         # left by a process killed while saving
     if resume and not (resume == "auto" and not (ckpt_dir / LAST).exists()):
         path = ckpt_dir / LAST
         state = load_checkpoint(path, map_location=device)
@@ -496,6 +516,7 @@ def fit(
     try:
         for epoch in epoch_bar:
             started = time.perf_counter()
+            peak_is_per_epoch = reset_peak(device)
             lr = optimizer.param_groups[0]["lr"]
             step_losses: list | None = [] if record_steps else None
             step_lrs: list | None = [] if record_steps else None
@@ -519,6 +540,9 @@ def fit(
                 record.update(val_loss=scores["loss"], pixel_acc=scores["pixel_acc"],
                               mean_acc=scores["mean_acc"], miou=scores["miou"], iou=scores["iou"])
             record["seconds"] = time.perf_counter() - started
+            # Peak memory of this epoch's training and validation: a value that grows from epoch
+            # to epoch is a leak (None where the peak cannot be reset, see seg_common.memory).
+            record["peak_memory_mb"] = peak_mb(device) if peak_is_per_epoch else None
             history.append(record)
 
             improved = False
