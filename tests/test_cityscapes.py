@@ -318,3 +318,31 @@ def test_real_colour_label_uses_only_table_colours():
     colours = np.unique(rgba.view(np.uint32)).view(np.uint8).reshape(-1, 4)   # 2M pixels -> ~15
     assert (colours[:, 3] == 255).all()
     assert {tuple(int(v) for v in c[:3]) for c in colours} <= {label.color for label in labels}
+
+
+def test_the_official_evaluator_agrees_with_our_confusion_matrix(cs_sample, tmp_path):
+    from seg_common.data.cityscapes import official_evaluation, read_train_ids, train_to_label_ids
+    from seg_common.metrics import ConfusionMatrix
+
+    val = CityscapesSegmentation(cs_sample, "val")
+    rng = np.random.default_rng(0)
+    ours, prediction_files = ConfusionMatrix(19), []
+    for index in range(len(val)):
+        target = read_train_ids(val.labels[index])
+        prediction = np.where(target == 255, 0, target).astype(np.uint8)       # right where labelled...
+        wrong = rng.random(prediction.shape) < 0.3                               # ...but 30% random classes
+        prediction[wrong] = rng.integers(0, 19, int(wrong.sum()))
+        ours.update(torch.from_numpy(prediction.astype(np.int64)), torch.from_numpy(target.astype(np.int64)))
+        path = tmp_path / val.images[index].name.replace("_leftImg8bit.png", "_prediction.png")
+        Image.fromarray(train_to_label_ids(prediction)).save(path)
+        prediction_files.append(path)
+    official = official_evaluation(prediction_files, val.labels, export=tmp_path / "results.json")
+    mine = ours.compute()
+    assert 0.1 < mine.miou < 0.9
+    assert abs(official["averageScoreClasses"] - mine.miou) < 1e-9
+    for train_id, name in enumerate(CITYSCAPES_CLASSES):
+        theirs, iou = official["classScores"][name], float(mine.iou[train_id])
+        assert (np.isnan(theirs) and np.isnan(iou)) or abs(theirs - iou) < 1e-6, name   # ours: float32
+    assert (tmp_path / "results.json").is_file()
+    with pytest.raises(ValueError, match="pair them"):
+        official_evaluation(prediction_files[:1], val.labels)

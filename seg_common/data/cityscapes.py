@@ -141,6 +141,44 @@ def train_to_label_ids(pred: np.ndarray | torch.Tensor) -> np.ndarray:
     return lut[pred.astype(np.uint8)]
 
 
+def official_evaluation(predictions: Sequence[str | Path], labels: Sequence[str | Path],
+                        export: str | Path | None = None) -> dict:
+    """Run ``cityscapesscripts``' pixel-level evaluator (``evalPixelLevelSemanticLabeling``) on
+    prediction PNGs of labelIds (see :func:`train_to_label_ids`), paired in order with their
+    ``_gtFine_labelIds.png``. Returns the evaluator's result dict: ``averageScoreClasses`` is the
+    mIoU over the 19 classes, ``classScores`` the IoU per class name. ``export``: a JSON file to
+    write the results to (default: none).
+
+    Two incompatibilities of cityscapesscripts 2.3 with NumPy 2 are worked around: it calls
+    ``np.in1d``, which NumPy 2.4 removed (``np.isin`` gives the same values and the evaluator
+    reshapes them itself; it is lent for the call), and its JSON export fails on NumPy integers
+    (so this function writes the JSON itself).
+    """
+    import json
+
+    from cityscapesscripts.evaluation import evalPixelLevelSemanticLabeling as evaluator
+
+    if len(predictions) != len(labels):
+        raise ValueError(f"{len(predictions)} predictions for {len(labels)} labels; pair them one to one")
+    args = evaluator.CArgs()
+    for name, value in vars(evaluator.args).items():
+        setattr(args, name, value)
+    args.quiet, args.evalInstLevelScore, args.evalPixelAccuracy = True, False, True
+    args.JSONOutput, args.exportFile = False, ""
+    lent = not hasattr(np, "in1d")
+    if lent:
+        np.in1d = np.isin
+    try:
+        results = evaluator.evaluateImgLists([str(p) for p in predictions], [str(p) for p in labels], args)
+    finally:
+        if lent:
+            del np.in1d
+    if export is not None:
+        Path(export).write_text(json.dumps(results, indent=1, sort_keys=True,
+                                           default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+    return results
+
+
 def _select_cities(split_dir: Path, cities: int | str | Sequence[str] | None) -> list[str]:
     available = sorted(p.name for p in split_dir.iterdir() if p.is_dir())
     if not available:

@@ -10,7 +10,8 @@ from typing import Callable
 from torch import nn
 
 from .deeplab import (ASPP, AtrousResNet, DeepLabV3Plus, deeplabv3plus_resnet18, deeplabv3plus_resnet18_os8,
-                      deeplabv3plus_resnet50, deeplabv3plus_resnet50_os8)
+                      deeplabv3plus_resnet50, deeplabv3plus_resnet50_os8,
+                      deeplabv3plus_resnet101)
 from .distill import Distiller
 from .pspnet import PSPNet, PyramidPoolingModule, pspnet_resnet18, pspnet_resnet50
 from .fcn import FCN8s, FCN32s, bilinear_kernel, fcn8s_resnet18, fcn_resnet18_d2l
@@ -22,6 +23,7 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "unet_resnet18": unet_resnet18,
     "deeplabv3plus_resnet18": deeplabv3plus_resnet18,
     "deeplabv3plus_resnet50": deeplabv3plus_resnet50,
+    "deeplabv3plus_resnet101": deeplabv3plus_resnet101,
     "deeplabv3plus_resnet18_os8": deeplabv3plus_resnet18_os8,
     "deeplabv3plus_resnet50_os8": deeplabv3plus_resnet50_os8,
     "pspnet_resnet18": pspnet_resnet18,

@@ -158,6 +158,10 @@ def deeplabv3plus_resnet50(num_classes: int = 21, pretrained: bool = False) -> D
     return DeepLabV3Plus(num_classes, "resnet50", 16, pretrained)
 
 
+def deeplabv3plus_resnet101(num_classes: int = 21, pretrained: bool = False) -> DeepLabV3Plus:
+    return DeepLabV3Plus(num_classes, "resnet101", 16, pretrained)
+
+
 def deeplabv3plus_resnet18_os8(num_classes: int = 21, pretrained: bool = False) -> DeepLabV3Plus:
     return DeepLabV3Plus(num_classes, "resnet18", 8, pretrained)
 
