@@ -74,7 +74,7 @@ def test_fcn8s_skips_start_at_zero_and_learn():
 
 def test_build_model_lists_valid_names():
     assert isinstance(build_model("fcn8s_resnet18", num_classes=3), FCN8s)
-    with pytest.raises(ValueError, match="Unknown model .fcn_resnet81.. Choose one of: deeplabv3plus_resnet18, .*fcn32s_resnet18, fcn8s_resnet18"):
+    with pytest.raises(ValueError, match="Unknown model .fcn_resnet81.. Choose one of: deeplabv3plus_resnet101, .*fcn32s_resnet18, fcn8s_resnet18"):
         build_model("fcn_resnet81")
 
 
