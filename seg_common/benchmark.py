@@ -79,26 +79,34 @@ def measure_step(model: str, batch_size: int, crop: Sequence[int] = (96, 96), *,
         torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu"))
     result: dict[str, Any] = {"model": model, "batch_size": batch_size, "crop": list(crop),
                               "optimizer": optimizer, "device": device.type}
+    command = ["--batch-size", str(batch_size), "--crop", str(crop[0]), str(crop[1]), "--optimizer", optimizer]
+    return _measure(result, "seconds_per_step", device, command, steps, num_classes, seed,
+                    lambda: _train_steps(model, batch_size, crop, optimizer, steps, num_classes, device, seed))
+
+
+def _measure(result: dict[str, Any], key: str, device: torch.device, arguments: list[str], steps: int,
+             num_classes: int, seed: int, run_here) -> dict[str, Any]:
+    """The one measuring protocol of this module: on CUDA, ``run_here()`` in this process between a
+    reset of the allocator's peak and a read of it; on the CPU, the same work in a fresh process
+    (``python -m seg_common.benchmark`` with ``arguments``) that reports its peak RSS above idle."""
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
         before = torch.cuda.memory_allocated(device)
-        result["seconds_per_step"] = _train_steps(model, batch_size, crop, optimizer, steps, num_classes,
-                                                  device, seed)
+        result[key] = run_here()
         result["peak_mb"] = (torch.cuda.max_memory_allocated(device) - before) / 2**20
         result["measure"] = "cuda max allocated"
         return result
     if device.type != "cpu":
-        raise ValueError(f"measure_step measures CUDA or the CPU, not {device.type!r}")
-    command = [sys.executable, "-m", "seg_common.benchmark", "--model", model, "--batch-size",
-               str(batch_size), "--crop", str(crop[0]), str(crop[1]), "--optimizer", optimizer,
+        raise ValueError(f"seg_common.benchmark measures CUDA or the CPU, not {device.type!r}")
+    command = [sys.executable, "-m", "seg_common.benchmark", "--model", result["model"], *arguments,
                "--steps", str(steps), "--num-classes", str(num_classes), "--seed", str(seed)]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"the measuring process failed ({done.returncode}):\n{done.stderr[-2000:]}")
     child = json.loads(done.stdout.strip().splitlines()[-1])
-    result.update(seconds_per_step=child["seconds_per_step"], peak_mb=child["peak_mb"],
-                  measure="process peak RSS above the idle process")
+    result.update({key: child["seconds"], "peak_mb": child["peak_mb"],
+                   "measure": "process peak RSS above the idle process"})
     return result
 
 
@@ -138,48 +146,31 @@ def measure_inference(model: str, size: Sequence[int], *, window: Sequence[int] 
         torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu"))
     result: dict[str, Any] = {"model": model, "size": list(size), "window": window, "flip": flip,
                               "device": device.type}
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
-        before = torch.cuda.memory_allocated(device)
-        result["seconds_per_image"] = _inference_steps(model, size, window, stride, flip, steps, num_classes,
-                                                       device, seed, str(weights) if weights else None)
-        result["peak_mb"] = (torch.cuda.max_memory_allocated(device) - before) / 2**20
-        result["measure"] = "cuda max allocated"
-        return result
-    command = [sys.executable, "-m", "seg_common.benchmark", "--model", model, "--inference",
-               "--size", str(size[0]), str(size[1]), "--steps", str(steps), "--num-classes", str(num_classes),
-               "--seed", str(seed)]
+    arguments = ["--inference", "--size", str(size[0]), str(size[1])]
     if window is not None:
-        command += ["--window", str(window[0]), str(window[1])]
+        arguments += ["--window", str(window[0]), str(window[1])]
     if stride is not None:
-        command += ["--stride", str(stride[0]), str(stride[1])]
+        arguments += ["--stride", str(stride[0]), str(stride[1])]
     if flip:
-        command.append("--flip")
+        arguments.append("--flip")
     if weights:
-        command += ["--weights", str(weights)]
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"the measuring process failed ({done.returncode}):\n{done.stderr[-2000:]}")
-    child = json.loads(done.stdout.strip().splitlines()[-1])
-    result.update(seconds_per_image=child["seconds"], peak_mb=child["peak_mb"],
-                  measure="process peak RSS above the idle process")
-    return result
+        arguments += ["--weights", str(weights)]
+    return _measure(result, "seconds_per_image", device, arguments, steps, num_classes, seed,
+                    lambda: _inference_steps(model, size, window, stride, flip, steps, num_classes, device, seed,
+                                             str(weights) if weights else None))
 
 
 def _child(args: argparse.Namespace) -> dict[str, Any]:
-    """Run in the fresh process: the idle peak after imports, then train, then the new peak."""
+    """Run in the fresh process: the idle peak after imports, then the work, then the new peak."""
     idle = peak_rss_mb()
     if args.inference:
         seconds = _inference_steps(args.model, args.size, args.window, args.stride, args.flip, args.steps,
                                    args.num_classes, torch.device("cpu"), args.seed, args.weights)
-        peak = peak_rss_mb()
-        return {"seconds": seconds, "peak_mb": None if peak is None or idle is None else peak - idle}
-    seconds = _train_steps(args.model, args.batch_size, args.crop, args.optimizer, args.steps,
-                           args.num_classes, torch.device("cpu"), args.seed)
+    else:
+        seconds = _train_steps(args.model, args.batch_size, args.crop, args.optimizer, args.steps,
+                               args.num_classes, torch.device("cpu"), args.seed)
     peak = peak_rss_mb()
-    return {"seconds_per_step": seconds,
-            "peak_mb": None if peak is None or idle is None else peak - idle}
+    return {"seconds": seconds, "peak_mb": None if peak is None or idle is None else peak - idle}
 
 
 def main(argv: list[str] | None = None) -> None:

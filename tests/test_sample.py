@@ -1,4 +1,5 @@
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -7,6 +8,7 @@ from PIL import Image
 
 from seg_common.data.sample import class_appearance, make_sample_voc
 from seg_common.data.voc import VOC_PALETTE
+from seg_common.profile import SAMPLE_MARKER
 
 SPLITS = Path("VOCdevkit/VOC2012/ImageSets/Segmentation")
 
@@ -111,6 +113,11 @@ def test_deterministic_and_idempotent(sample_root, tmp_path):
     assert (voc(tmp_path) / "JPEGImages").stat().st_mtime_ns == stamp
     make_sample_voc(tmp_path, n_train=3, n_val=2, n_aug_only=0)          # other settings: rebuilt
     assert len(ids(tmp_path, "train")) == 3
+    assert len(list((voc(tmp_path) / "JPEGImages").iterdir())) == 5     # replaced whole, not merged
+    assert not voc(tmp_path).with_name("VOC2012.partial").exists()
+    (voc(tmp_path) / SAMPLE_MARKER).write_text("{truncated")              # a damaged marker: rebuilt
+    make_sample_voc(tmp_path, n_train=3, n_val=2, n_aug_only=0)
+    assert json.loads((voc(tmp_path) / SAMPLE_MARKER).read_text())["n_train"] == 3
 
 
 def test_refuses_to_overwrite_real_data(tmp_path):

@@ -29,6 +29,8 @@ from cityscapesscripts.helpers.labels import labels, trainId2label
 from PIL import Image
 from torchvision import tv_tensors
 
+from .voc import to_item
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -308,15 +310,7 @@ class CityscapesSegmentation(torch.utils.data.Dataset):
         return image, mask
 
     def __getitem__(self, index: int):
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"index {index} is out of range for {len(self)} items")
-        index %= len(self)
-        image, mask = self._read(index)
-        image_t = tv_tensors.Image(torch.from_numpy(image.copy()).permute(2, 0, 1))
-        mask_t = tv_tensors.Mask(torch.from_numpy(mask.astype(np.int64)))
-        if self.transforms is not None:
-            image_t, mask_t = self.transforms(image_t, mask_t)
-        return image_t, mask_t
+        return to_item(self, index)
 
     def __repr__(self) -> str:
         return (

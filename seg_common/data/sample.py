@@ -19,15 +19,14 @@ Run ``python -m seg_common.data.sample [--root data/sample]`` to build it from a
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 from matplotlib.colors import hsv_to_rgb
 from PIL import Image, ImageDraw
 
-from ..profile import SAMPLE_MARKER, Profile
+from ..profile import Profile
+from .sample_marker import is_current, partial_folder, publish
 from .voc import IGNORE_INDEX, NUM_CLASSES, VOC_PALETTE
 
 SAMPLE_VERSION = 1
@@ -224,18 +223,8 @@ def make_sample_voc(
     voc_dir = Path(root) / "VOCdevkit" / "VOC2012"
     settings = {"version": SAMPLE_VERSION, "n_train": n_train, "n_val": n_val,
                 "n_aug_only": n_aug_only, "seed": seed}
-    marker = voc_dir / SAMPLE_MARKER
-    if marker.is_file():
-        try:
-            if json.loads(marker.read_text()) == settings:
-                return voc_dir
-        except json.JSONDecodeError:
-            pass
-    elif voc_dir.exists() and any(voc_dir.iterdir()):
-        raise FileExistsError(
-            f"{voc_dir} holds files that the sample generator did not write (real VOC data?). "
-            "Give make_sample_voc another root, e.g. the sample profile's data/sample."
-        )
+    if is_current(voc_dir, settings, "VOC data", "make_sample_voc", "the sample profile's data/sample"):
+        return voc_dir
     if min(n_train, n_val) < 1 or n_aug_only < 0:
         raise ValueError("n_train and n_val must be at least 1, n_aug_only at least 0")
 
@@ -248,8 +237,7 @@ def make_sample_voc(
     sizes = np.array([s[:2] for s in VOC_LIKE_SIZES])
     size_p = np.array([s[2] for s in VOC_LIKE_SIZES])
 
-    tmp = voc_dir.with_name(voc_dir.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = partial_folder(voc_dir)
     folders = {name: tmp / name for name in (
         "JPEGImages", "SegmentationClass", "SegmentationObject", "SegmentationClassAug",
         "ImageSets/Segmentation")}
@@ -275,13 +263,7 @@ def make_sample_voc(
              "train_aug": sorted(train + aug_only)}
     for name, names in lists.items():
         (folders["ImageSets/Segmentation"] / f"{name}.txt").write_text("\n".join(names) + "\n")
-    (tmp / SAMPLE_MARKER).write_text(json.dumps(settings))
-
-    if voc_dir.exists():                 # an older sample (other settings): replace it whole
-        shutil.rmtree(voc_dir)
-    voc_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp.rename(voc_dir)
-    return voc_dir
+    return publish(tmp, voc_dir, settings)
 
 
 def main(argv: list[str] | None = None) -> None:

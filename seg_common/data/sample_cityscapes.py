@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import colorsys
 import json
-import shutil
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +40,8 @@ import numpy as np
 from cityscapesscripts.helpers.labels import labels, name2label
 from PIL import Image, ImageDraw
 
-from ..profile import SAMPLE_MARKER, Profile
+from ..profile import Profile
+from .sample_marker import is_current, partial_folder, publish
 
 SAMPLE_VERSION = 1
 SAMPLE_CITIES = {"train": ("aachen", "bochum", "bremen"), "val": ("frankfurt", "lindau")}
@@ -761,30 +761,13 @@ def make_sample_cityscapes(
     if min(counts.values()) < 1:
         raise ValueError(f"frames_per_city must be at least 1 for every split, got {counts}")
     settings = {"version": SAMPLE_VERSION, "frames_per_city": counts, "seed": seed}
-    marker = root / SAMPLE_MARKER
-    if marker.is_file():
-        try:
-            if json.loads(marker.read_text()) == settings:
-                return root
-        except json.JSONDecodeError:
-            pass
-    elif root.exists() and any(root.iterdir()):
-        raise FileExistsError(
-            f"{root} holds files that the sample generator did not write (real Cityscapes?). "
-            "Give make_sample_cityscapes another root, e.g. data/sample/cityscapes."
-        )
+    if is_current(root, settings, "Cityscapes", "make_sample_cityscapes", "data/sample/cityscapes"):
+        return root
 
-    tmp = root.with_name(root.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = partial_folder(root)
     for split, city, stem in _frames(counts):
         write_frame(tmp, split, city, stem, seed)
-    (tmp / SAMPLE_MARKER).write_text(json.dumps(settings))
-
-    if root.exists():                    # an older sample (other settings) or an empty folder
-        shutil.rmtree(root)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp.rename(root)
-    return root
+    return publish(tmp, root, settings)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -157,15 +157,7 @@ class VOCSegmentation(torch.utils.data.Dataset):
         return image, mask
 
     def __getitem__(self, index: int):
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"index {index} is out of range for {len(self)} items")
-        index %= len(self)
-        image, mask = self._read(index)
-        image_t = tv_tensors.Image(torch.from_numpy(image.copy()).permute(2, 0, 1))
-        mask_t = tv_tensors.Mask(torch.from_numpy(mask.astype(np.int64)))
-        if self.transforms is not None:
-            image_t, mask_t = self.transforms(image_t, mask_t)
-        return image_t, mask_t
+        return to_item(self, index)
 
     def __repr__(self) -> str:
         return (
@@ -196,3 +188,17 @@ def read_label_png(path: str | Path, num_classes: int, ignore_index: int = IGNOR
             f"nor {ignore_index} (void). Is it a label file of this dataset?"
         )
     return mask
+
+
+def to_item(dataset, index: int):
+    """``dataset[index]`` for the file-backed datasets (VOC, Cityscapes): reads the arrays with
+    ``dataset._read``, wraps them as ``tv_tensors`` (Image uint8 [3, H, W], Mask int64 [H, W]) and
+    applies ``dataset.transforms`` to the pair."""
+    if not -len(dataset) <= index < len(dataset):
+        raise IndexError(f"index {index} is out of range for {len(dataset)} items")
+    image, mask = dataset._read(index % len(dataset))
+    image_t = tv_tensors.Image(torch.from_numpy(image.copy()).permute(2, 0, 1))
+    mask_t = tv_tensors.Mask(torch.from_numpy(mask.astype(np.int64)))
+    if dataset.transforms is not None:
+        image_t, mask_t = dataset.transforms(image_t, mask_t)
+    return image_t, mask_t
