@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from .memory import peak_mb, reset_peak
 from .metrics import ConfusionMatrix
+from .precision import autocast_dtype, needs_grad_scaler
 
 CHECKPOINT_FORMAT = 1
 LAST, BEST = "last.pt", "best.pt"
@@ -191,6 +192,24 @@ def _grad_scaler(enabled: bool):
     return torch.cuda.amp.GradScaler(enabled=enabled)  # torch < 2.3
 
 
+def _float32(output: Any) -> Any:
+    """A model's output with every tensor in it as float32: losses are computed in full precision
+    whatever format the forward pass ran in (an aux head's tuple, a distiller's pair included)."""
+    if isinstance(output, torch.Tensor):
+        return output.float()
+    if isinstance(output, (tuple, list)):
+        return type(output)(_float32(item) for item in output)
+    return output
+
+
+def _use_channels_last(channels_last: bool | str, device: torch.device) -> bool:
+    """``"auto"``: the channels-last memory layout on CPUs and CUDA GPUs, where convolutions run
+    faster in it (measured in notebook 05), not on MPS."""
+    if channels_last == "auto":
+        return device.type in ("cpu", "cuda")
+    return bool(channels_last)
+
+
 def train_one_epoch(
     model: nn.Module,
     loader: Iterable,
@@ -201,9 +220,9 @@ def train_one_epoch(
     scheduler: Any = None,
     scheduler_per_iteration: bool = False,
     grad_accum_steps: int = 1,
-    amp: bool = False,
+    amp: bool | str = "auto",
     scaler: Any = None,
-    channels_last: bool = False,
+    channels_last: bool | str = "auto",
     progress: bool = True,
     desc: str = "train",
     step_losses: list | None = None,
@@ -227,14 +246,21 @@ def train_one_epoch(
     given a dict, receives the mean per batch of each part that a composite loss reports in its
     ``.last`` (``losses.with_aux``: ``main``, ``aux``; ``losses.DistillationLoss``: also ``distill``).
 
+    ``amp`` chooses the number format (:mod:`seg_common.precision`): ``"auto"`` runs the forward
+    pass in bfloat16 on CPUs with native bfloat16 and on recent GPUs, in float16 with a gradient
+    scaler on older GPUs, in float32 elsewhere; the loss is always computed in float32. ``False``
+    trains in float32. ``channels_last`` (``"auto"``: on CPUs and CUDA GPUs) stores the images
+    channels-last, the layout fast convolution kernels prefer.
+
     Gradient accumulation is exact only for models that treat each image on its own: BatchNorm
     normalises with the statistics of each small batch, so k batches of b differ slightly from one
     batch of k*b (notebook 04 measures by how much).
     """
     device = torch.device(device) if device is not None else default_device()
     loss_fn = loss_fn or nn.CrossEntropyLoss(ignore_index=255)
-    use_amp = amp and device.type == "cuda"
-    scaler = scaler if scaler is not None else _grad_scaler(use_amp)
+    dtype = autocast_dtype(device, amp)
+    channels_last = _use_channels_last(channels_last, device)
+    scaler = scaler if scaler is not None else _grad_scaler(needs_grad_scaler(device, dtype))
     if grad_accum_steps < 1:
         raise ValueError(f"grad_accum_steps must be at least 1, got {grad_accum_steps}")
     model.train()
@@ -255,8 +281,9 @@ def train_one_epoch(
         targets = targets.to(device, non_blocking=True)
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-            loss = loss_fn(model(images), targets)
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            output = model(images)
+        loss = loss_fn(_float32(output), targets)
         group_start = i - i % grad_accum_steps
         group_size = grad_accum_steps if n is None else min(grad_accum_steps, n - group_start)
         scaler.scale(loss / group_size).backward()
@@ -339,16 +366,22 @@ def _forward(model: nn.Module, images: torch.Tensor, flip: bool) -> torch.Tensor
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, image: torch.Tensor, device: torch.device | str | None = None) -> torch.Tensor:
+def predict(model: nn.Module, image: torch.Tensor, device: torch.device | str | None = None,
+            amp: bool | str = "auto") -> torch.Tensor:
     """Class map of one image: ``[3, H, W]`` (normalised as in training) -> ``[H, W]`` int64 on
-    the CPU, at the image's own size. Puts the model in eval mode."""
+    the CPU, at the image's own size, in the number format :func:`evaluate` uses (``amp``). Puts
+    the model in eval mode."""
     if image.ndim != 3:
         raise ValueError(f"predict takes one image [3, H, W], got shape {tuple(image.shape)}; "
                          "for a batch call the model and take argmax(1)")
     if device is None:
         device = next(model.parameters()).device
+    device = torch.device(device)
+    dtype = autocast_dtype(device, amp)
     model.eval()
-    return model(image[None].to(device)).argmax(1)[0].cpu()
+    with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+        logits = model(image[None].to(device))
+    return logits.float().argmax(1)[0].cpu()
 
 
 @torch.inference_mode()
@@ -360,7 +393,8 @@ def evaluate(
     device: torch.device | str | None = None,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     ignore_index: int = 255,
-    channels_last: bool = False,
+    channels_last: bool | str = "auto",
+    amp: bool | str = "auto",
     progress: bool = True,
     window: Sequence[int] | None = None,
     stride: Sequence[int] | None = None,
@@ -369,13 +403,16 @@ def evaluate(
     """Score ``model`` on ``loader`` (whole images, not crops: give it an eval loader).
 
     ``window``, ``stride`` and ``flip`` choose the protocol (see :func:`infer_logits`): whole
-    images by default, or a sliding window, with or without flipping.
+    images by default, or a sliding window, with or without flipping. ``amp`` and
+    ``channels_last`` as in :func:`train_one_epoch` (the logits are scored in float32).
 
     Accumulates one confusion matrix, so memory does not grow with the dataset. Returns
     ``{"loss", "pixel_acc", "mean_acc", "miou", "iou": [per class]}``; ``loss`` is the mean
     cross-entropy over the non-void pixels of the whole set.
     """
     device = torch.device(device) if device is not None else default_device()
+    dtype = autocast_dtype(device, amp)
+    channels_last = _use_channels_last(channels_last, device)
     model.eval()
     cm = ConfusionMatrix(num_classes, ignore_index)
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
@@ -386,13 +423,14 @@ def evaluate(
         targets = targets.to(device, non_blocking=True)
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        logits = infer_logits(model, images, window=window, stride=stride, flip=flip)
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            logits = infer_logits(model, images, window=window, stride=stride, flip=flip).float()
         if logits.shape[-2:] != targets.shape[-2:]:
             raise ValueError(
                 f"model output {tuple(logits.shape[-2:])} and target {tuple(targets.shape[-2:])} "
                 "differ in size; the model must predict at the input resolution")
         if loss_fn is None:
-            loss_sum += F.cross_entropy(logits.float(), targets, ignore_index=ignore_index,
+            loss_sum += F.cross_entropy(logits, targets, ignore_index=ignore_index,
                                         reduction="sum")
             pixels += int((targets != ignore_index).sum())
         else:
@@ -431,8 +469,8 @@ def fit(
     resume: bool | str = False,
     device: torch.device | str | None = None,
     grad_accum_steps: int = 1,
-    amp: bool = False,
-    channels_last: bool = False,
+    amp: bool | str = "auto",
+    channels_last: bool | str = "auto",
     early_stop_patience: int | None = None,
     eval_every: int = 1,
     freeze_bn: bool | nn.Module = False,
@@ -452,8 +490,8 @@ def fit(
         checkpoint_dir: where ``last.pt`` and ``best.pt`` go (nothing is saved when None).
         resume: ``True`` continues from ``checkpoint_dir/last.pt`` (an error if it is missing);
             ``"auto"`` continues when it exists and starts fresh otherwise.
-        grad_accum_steps, amp, channels_last, freeze_bn: see :func:`train_one_epoch` (AMP only
-            on CUDA).
+        grad_accum_steps, amp, channels_last, freeze_bn: see :func:`train_one_epoch` (mixed
+            precision by default where the device computes 16-bit formats natively).
         record_steps: also keep every optimizer step's loss and learning rates in the history
             (``step_loss``: a list per epoch; ``step_lr``: per step, one rate per parameter group).
         early_stop_patience: stop when val mIoU has not improved for this many validations.
@@ -468,10 +506,12 @@ def fit(
     """
     device = torch.device(device) if device is not None else default_device()
     model.to(device)
+    channels_last = _use_channels_last(channels_last, device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    use_amp = amp and device.type == "cuda"
-    scaler = _grad_scaler(use_amp)
+    dtype = autocast_dtype(device, amp)
+    use_scaler = needs_grad_scaler(device, dtype)
+    scaler = _grad_scaler(use_scaler)
     history: list[dict[str, Any]] = []
     start_epoch, best_miou, stale = 0, -1.0, 0
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
@@ -535,7 +575,7 @@ def fit(
             if record_steps:
                 record.update(step_loss=step_losses, step_lr=step_lrs)
             if val_loader is not None and ((epoch + 1) % eval_every == 0 or epoch + 1 == epochs):
-                scores = evaluate(model, val_loader, num_classes, device=device,
+                scores = evaluate(model, val_loader, num_classes, device=device, amp=amp,
                                   channels_last=channels_last, progress=progress)
                 record.update(val_loss=scores["loss"], pixel_acc=scores["pixel_acc"],
                               mean_acc=scores["mean_acc"], miou=scores["miou"], iou=scores["iou"])
@@ -554,7 +594,7 @@ def fit(
                     "format": CHECKPOINT_FORMAT, "model": getattr(model, "module", model).state_dict(),
                     "model_class": _model_name(model), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                    "scaler": scaler.state_dict() if use_amp else None,
+                    "scaler": scaler.state_dict() if use_scaler else None,
                     "epoch": epoch + 1, "history": history, "best_miou": best_miou, "stale": stale,
                     "rng": _rng_state(train_loader), "settings": settings,
                 }

@@ -1,7 +1,12 @@
 """Figures: coloured masks, overlays, image/mask grids, legends, per-class bars.
 
-Every function draws with one palette (VOC's by default, void in its own cream colour), so the same
-class has the same colour in every panel and every notebook.
+Every function draws with one palette, so the same class has the same colour in every panel and
+every notebook. The default is ``DISPLAY_PALETTE``, not VOC's own: VOC's palette (the colours stored
+in its PNG files, notebook 01) makes bicycle, cow, potted plant, sofa and train all shades of green
+and cat nearly black, so predictions drawn with it are hard to read. ``DISPLAY_PALETTE`` keeps VOC's
+black background and cream void and gives the 20 object classes colours chosen to lie far apart
+from each other and from black (at least 37 units apart in CIELAB, where about 2.3 is the smallest
+difference people see); pass ``palette=VOC_PALETTE`` for the dataset's own colours.
 """
 from __future__ import annotations
 
@@ -15,6 +20,18 @@ from matplotlib.patches import Patch
 
 from .data.voc import IGNORE_INDEX, VOC_CLASSES, VOC_PALETTE
 from .profile import pictures_dir
+
+# Made by a greedy farthest-point search in CIELAB over sRGB colours with lightness above 40,
+# starting from black (background) and VOC's cream (void); tests/test_viz.py checks the distances.
+_DISPLAY_COLOURS = (
+    (0, 0, 0),                                                            # background
+    (136, 0, 255), (255, 0, 0), (0, 255, 0), (0, 136, 238), (255, 68, 170),      # aeroplane..bottle
+    (255, 238, 0), (17, 119, 0), (136, 85, 0), (0, 255, 187), (0, 119, 119),     # bus..cow
+    (153, 102, 136), (204, 119, 255), (238, 102, 102), (0, 238, 255), (187, 238, 119),  # table..person
+    (255, 153, 0), (187, 204, 255), (255, 0, 238), (0, 85, 238), (221, 187, 85),  # plant..tv/monitor
+)
+DISPLAY_PALETTE = VOC_PALETTE.copy()
+DISPLAY_PALETTE[: len(_DISPLAY_COLOURS)] = _DISPLAY_COLOURS
 
 
 
@@ -35,7 +52,7 @@ def to_hwc_uint8(image) -> np.ndarray:
     return array
 
 
-def colorize(mask, palette: np.ndarray = VOC_PALETTE) -> np.ndarray:
+def colorize(mask, palette: np.ndarray = DISPLAY_PALETTE) -> np.ndarray:
     """``[H, W]`` class indices -> ``[H, W, 3]`` uint8 colours (255 = void gets ``palette[255]``)."""
     array = _numpy(mask).astype(np.int64)
     if array.ndim != 2:
@@ -45,7 +62,7 @@ def colorize(mask, palette: np.ndarray = VOC_PALETTE) -> np.ndarray:
     return palette[array]
 
 
-def overlay(image, mask, alpha: float = 0.5, palette: np.ndarray = VOC_PALETTE,
+def overlay(image, mask, alpha: float = 0.5, palette: np.ndarray = DISPLAY_PALETTE,
             ignore_index: int = IGNORE_INDEX) -> np.ndarray:
     """Blend the coloured mask over the image; background (0) and void stay unblended."""
     if not 0 <= alpha <= 1:
@@ -77,7 +94,7 @@ def draw_outlines(image, mask, color: Sequence[int] = (255, 255, 0)) -> np.ndarr
 
 
 def legend_handles(class_ids: Sequence[int] | None = None, names: Sequence[str] = VOC_CLASSES,
-                   palette: np.ndarray = VOC_PALETTE, void: bool = True) -> list[Patch]:
+                   palette: np.ndarray = DISPLAY_PALETTE, void: bool = True) -> list[Patch]:
     """Legend patches (colour + name) for ``class_ids`` (all classes by default)."""
     ids = range(len(names)) if class_ids is None else class_ids
     handles = [Patch(facecolor=palette[i] / 255, edgecolor="0.3", label=names[i]) for i in ids
@@ -88,7 +105,7 @@ def legend_handles(class_ids: Sequence[int] | None = None, names: Sequence[str] 
 
 
 def add_legend(fig: plt.Figure, class_ids: Sequence[int] | None = None, ncol: int = 11,
-               names: Sequence[str] = VOC_CLASSES, palette: np.ndarray = VOC_PALETTE,
+               names: Sequence[str] = VOC_CLASSES, palette: np.ndarray = DISPLAY_PALETTE,
                fontsize: int = 11) -> None:
     """One legend for the whole figure, below the panels."""
     handles = legend_handles(class_ids, names, palette)
@@ -108,7 +125,7 @@ def present_classes(*masks, ignore_index: int = IGNORE_INDEX) -> list[int]:
 def show_grid(rows: Sequence[Sequence], titles: Sequence[str] | None = None,
               row_labels: Sequence[str] | None = None, panel_size: float = 2.6,
               legend: bool = True, names: Sequence[str] = VOC_CLASSES,
-              palette: np.ndarray = VOC_PALETTE) -> plt.Figure:
+              palette: np.ndarray = DISPLAY_PALETTE) -> plt.Figure:
     """A grid of panels: each row is a sequence of images (``[3, H, W]`` / ``[H, W, 3]``) and
     masks (``[H, W]`` integer class maps, coloured with the palette). One legend lists the classes
     that appear in any mask."""
@@ -143,7 +160,7 @@ def show_grid(rows: Sequence[Sequence], titles: Sequence[str] | None = None,
     return fig
 
 
-def per_class_bars(values, names: Sequence[str] = VOC_CLASSES, palette: np.ndarray = VOC_PALETTE,
+def per_class_bars(values, names: Sequence[str] = VOC_CLASSES, palette: np.ndarray = DISPLAY_PALETTE,
                    ylabel: str = "", title: str = "", ax: plt.Axes | None = None,
                    log: bool = False) -> plt.Axes:
     """A bar per class, coloured with the class colour (NaN bars are left empty)."""
@@ -166,7 +183,18 @@ def per_class_bars(values, names: Sequence[str] = VOC_CLASSES, palette: np.ndarr
     return ax
 
 
-def save_figure(fig: plt.Figure, path: str | Path, dpi: int = 80) -> Path:
+def use_notebook_style(dpi: int = 80) -> None:
+    """Inline figures for a notebook: ``dpi`` CSS pixels per inch, drawn at twice that resolution
+    ("retina"), so they are large enough on a laptop screen and sharp on high-density screens."""
+    plt.rcParams["figure.dpi"] = dpi
+    try:
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+    except ImportError:          # not in a notebook: nothing to set
+        return
+    set_matplotlib_formats("retina")
+
+
+def save_figure(fig: plt.Figure, path: str | Path, dpi: int = 100) -> Path:
     """Save a figure as PNG at a modest dpi (committed figures stay small) and return the path.
 
     A bare file name (``"01_classes.png"``) goes into the project's ``pictures/`` folder.
@@ -393,7 +421,7 @@ def _short(name: str) -> str:
 
 
 def compare_two(image, target, first: tuple[str, object], second: tuple[str, object],
-                names: Sequence[str] = VOC_CLASSES, palette: np.ndarray = VOC_PALETTE,
+                names: Sequence[str] = VOC_CLASSES, palette: np.ndarray = DISPLAY_PALETTE,
                 panel_width: float = 3.4) -> plt.Figure:
     """Image, ground truth, two runs' predictions and where they disagree, in one row.
 
@@ -422,7 +450,7 @@ def compare_two(image, target, first: tuple[str, object], second: tuple[str, obj
 
 def pairs_grid(image, target, pairs: Sequence[tuple[str, object, str, object]],
                scores: dict[str, float] | None = None, row_labels: Sequence[str] | None = None,
-               names: Sequence[str] = VOC_CLASSES, palette: np.ndarray = VOC_PALETTE,
+               names: Sequence[str] = VOC_CLASSES, palette: np.ndarray = DISPLAY_PALETTE,
                panel_width: float = 3.0) -> plt.Figure:
     """One row per single change: image, ground truth, the prediction before the change, after
     it, and where the two disagree. ``pairs`` holds ``(name_before, pred_before, name_after,
@@ -453,7 +481,7 @@ def pairs_grid(image, target, pairs: Sequence[tuple[str, object, str, object]],
 
 
 def prediction_grid(images: Sequence, targets: Sequence, predictions: dict[str, Sequence],
-                    names: Sequence[str] = VOC_CLASSES, palette: np.ndarray = VOC_PALETTE) -> plt.Figure:
+                    names: Sequence[str] = VOC_CLASSES, palette: np.ndarray = DISPLAY_PALETTE) -> plt.Figure:
     """Rows are images; columns are image, ground truth, then each run's prediction - one palette
     and one legend for all panels. ``images`` may be ImageNet-normalised ``[3, H, W]`` tensors."""
     for name, preds in predictions.items():

@@ -116,7 +116,7 @@ def test_evaluate_matches_a_direct_computation(sample_root):
     torch.manual_seed(0)
     model = TinyNet().eval()
     _, val_loader = loaders(sample_root)
-    scores = evaluate(model, val_loader, 21, device="cpu", progress=False)
+    scores = evaluate(model, val_loader, 21, device="cpu", progress=False, amp=False)   # float32 reference
     cm, loss_sum, pixels = ConfusionMatrix(21), 0.0, 0
     val = VOCSegmentation(sample_root, "val", eval_transforms())
     with torch.no_grad():
@@ -137,7 +137,7 @@ def test_gradient_accumulation_matches_a_big_batch():
     small.load_state_dict(big.state_dict())
     for model, batches, steps in ((big, [(x, y)], 1), (small, [(x[:4], y[:4]), (x[4:], y[4:])], 2)):
         opt = torch.optim.SGD(model.parameters(), lr=0.5)
-        train_one_epoch(model, batches, opt, device="cpu", grad_accum_steps=steps, progress=False)
+        train_one_epoch(model, batches, opt, device="cpu", grad_accum_steps=steps, progress=False, amp=False)
     assert torch.allclose(big.weight, small.weight, atol=1e-6)
 
 
@@ -216,7 +216,7 @@ def test_a_short_last_accumulation_group_is_not_scaled_down():
     opt = torch.optim.SGD(model.parameters(), lr=0.3)
     step_losses = []
     mean = train_one_epoch(model, batches, opt, device="cpu", grad_accum_steps=2, progress=False,
-                           step_losses=step_losses)
+                           step_losses=step_losses, amp=False)
     ref_opt = torch.optim.SGD(ref.parameters(), lr=0.3)
     expected_steps = []
     for group in ([0, 1], [2, 3], [4]):
@@ -237,7 +237,7 @@ def test_predict_returns_the_class_map_at_the_image_size():
     with torch.no_grad():
         expected = model(image[None]).argmax(1)[0]
     model.train()
-    out = predict(model, image)
+    out = predict(model, image, amp=False)
     assert out.shape == (17, 23) and out.dtype == torch.int64 and torch.equal(out, expected)
     assert not model.training
     with pytest.raises(ValueError, match=r"one image \[3, H, W\]"):
@@ -285,7 +285,7 @@ def test_accumulation_is_exact_with_frozen_batchnorm_and_not_without():
         model.load_state_dict(start.state_dict())
         opt = torch.optim.SGD(model.parameters(), lr=0.5)
         train_one_epoch(model, batches, opt, device="cpu", grad_accum_steps=steps, progress=False,
-                        freeze_bn=freeze)
+                        freeze_bn=freeze, amp=False)
         return model.body[0].weight, model.body[1].running_mean
 
     chunks = [(x[i:i + 2], y[i:i + 2]) for i in range(0, 8, 2)]
@@ -335,8 +335,8 @@ def test_evaluate_with_a_window_scores_a_pointwise_model_like_whole_images(sampl
     _, val_loader = loaders(sample_root)
     torch.manual_seed(0)
     model = nn.Conv2d(3, 21, 1)
-    whole = evaluate(model, val_loader, 21, device="cpu", progress=False)
-    slid = evaluate(model, val_loader, 21, device="cpu", progress=False, window=(64, 64), flip=True)
+    whole = evaluate(model, val_loader, 21, device="cpu", progress=False, amp=False)
+    slid = evaluate(model, val_loader, 21, device="cpu", progress=False, window=(64, 64), flip=True, amp=False)
     assert slid["miou"] == pytest.approx(whole["miou"]) and slid["pixel_acc"] == pytest.approx(whole["pixel_acc"])
 
 

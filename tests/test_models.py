@@ -129,5 +129,18 @@ def test_unet_skip_connections_carry_gradient_to_every_stage():
     out = model(torch.randn(2, 3, 64, 64))
     F.cross_entropy(out, torch.randint(0, 3, (2, 64, 64))).backward()
     for name in ["layer0.0.weight", "layer1.1.0.conv1.weight", "layer4.0.conv1.weight",
-                 "full_res.0.0.weight", "up0.mix.0.0.weight"]:
+                 "up0.mix.0.0.weight", "up_full.mix.0.0.weight"]:
         assert dict(model.named_parameters())[name].grad.abs().sum() > 0, name
+
+
+def test_unet_has_the_layers_of_smps_unet():
+    """Same structure as segmentation-models-pytorch's Unet(resnet18): every decoder convolution
+    and the head have the same shapes, so the parameter counts agree exactly."""
+    smp = pytest.importorskip("segmentation_models_pytorch")
+    ref = smp.Unet("resnet18", encoder_weights=None, classes=21)
+    ours = ResNetUNet(21)
+    shapes = lambda model, prefix: [tuple(p.shape) for n, p in model.named_parameters() if n.startswith(prefix)]
+    decoder = [s for block in ("up3", "up2", "up1", "up0", "up_full") for s in shapes(ours, block)]
+    assert decoder == shapes(ref, "decoder")
+    assert shapes(ours, "classifier") == shapes(ref, "segmentation_head")
+    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in ref.parameters())

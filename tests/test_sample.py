@@ -6,8 +6,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from seg_common.data.sample import class_appearance, make_sample_voc
-from seg_common.data.voc import VOC_PALETTE
+from seg_common.data.sample import (CONTEXT_PAIRS, PERSON, SAMPLE_D2L_CROP, SCENES, SMALL_CLASSES,
+                                    THIN_CLASSES,
+                                    class_appearance, make_sample_voc)
+from seg_common.data.voc import VOC_CLASSES, VOC_PALETTE
+
+BULKY = [VOC_CLASSES.index(c) for c in ("bus", "train", "tv/monitor", "boat", "car")]
 from seg_common.profile import SAMPLE_MARKER
 
 SPLITS = Path("VOCdevkit/VOC2012/ImageSets/Segmentation")
@@ -84,14 +88,16 @@ def test_every_class_appears_in_each_split_with_several_objects(sample_root):
         assert max(per_image) >= 3 and np.mean(per_image) > 1.5
 
 
-def test_sizes_spread_like_voc(tmp_path):
-    # The default sample: mostly landscape ~500x375, some portrait, some below d2l's 320x480 crop.
+def test_sizes_spread_like_voc_at_the_sample_scale(tmp_path):
+    # VOC's sizes x 0.4: mostly landscape 200x150, some portrait, some below d2l's crop at that scale.
     root = tmp_path
     make_sample_voc(root, n_train=60, n_val=1, n_aug_only=0)
     sizes = [Image.open(voc(root) / "JPEGImages" / f"{i}.jpg").size for i in ids(root, "train")]
+    crop_h, crop_w = SAMPLE_D2L_CROP
+    assert SAMPLE_D2L_CROP == (128, 192)
     portrait = sum(h > w for w, h in sizes)
-    too_small = sum(h < 320 or w < 480 for w, h in sizes)
-    assert max(max(s) for s in sizes) == 500
+    too_small = sum(h < crop_h or w < crop_w for w, h in sizes)
+    assert max(max(s) for s in sizes) == 200
     assert 0.05 < portrait / len(sizes) < 0.4
     assert 0.1 < too_small / len(sizes) < 0.5
 
@@ -129,9 +135,54 @@ def test_refuses_to_overwrite_real_data(tmp_path):
     assert (jpegs / "2007_000032.jpg").read_bytes() == b"real"
 
 
-def test_classes_differ_by_hue_and_texture():
-    looks = {class_appearance(c) for c in range(1, 21)}
-    assert len(looks) == 20                       # no two classes look alike
-    assert len({hue for hue, _ in looks}) == 5    # colour alone leaves 4 candidates
+def test_classes_look_different_except_the_context_pairs():
+    looks = {c: class_appearance(c) for c in range(1, 21)}
+    appearance = {c: (look.colour, look.surface, look.shape) for c, look in looks.items()}
+    paired = {c for pair in CONTEXT_PAIRS for c in pair}
+    for a, b in CONTEXT_PAIRS:
+        assert appearance[a] == appearance[b]                 # only the scene tells them apart
+        assert not set(looks[a].scenes) & set(looks[b].scenes)
+    alone = [appearance[c] for c in range(1, 21) if c not in paired]
+    assert len(set(alone)) == len(alone)                      # every other class has its own look
+    assert all(look.scenes and set(look.scenes) <= set(SCENES) for look in looks.values())
     with pytest.raises(ValueError):
         class_appearance(0)
+
+
+def _survives_erosion(mask: np.ndarray, size: int = 7) -> float:
+    """Share of the True pixels of ``mask`` whose whole ``size`` x ``size`` neighbourhood is True."""
+    padded = np.pad(mask, size // 2)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (size, size))
+    return float(windows.all(axis=(-1, -2))[mask].mean()) if mask.any() else float("nan")
+
+
+def test_thin_parts_and_small_objects(sample_root):
+    # Small classes cover few pixels per object; thin classes lose most of their pixels to a 7x7
+    # erosion (parts narrower than 7 px: a 32-px output grid cannot draw them), bulky ones do not.
+    v = voc(sample_root)
+    areas, kept = {c: [] for c in range(1, 21)}, {c: [] for c in range(1, 21)}
+    for image_id in ids(sample_root, "trainval"):
+        classes = np.asarray(Image.open(v / "SegmentationClass" / f"{image_id}.png"))
+        objects = np.asarray(Image.open(v / "SegmentationObject" / f"{image_id}.png"))
+        for k in set(np.unique(objects).tolist()) - {0, 255}:
+            region = objects == k
+            c = int(np.bincount(classes[region]).argmax())
+            areas[c].append(int(region.sum()))
+            kept[c].append(_survives_erosion(region | (objects == 255)))
+    median_area = {c: np.median(a) for c, a in areas.items() if a}
+    for c in SMALL_CLASSES:
+        assert median_area[c] < 0.25 * np.median(list(median_area.values())), VOC_CLASSES[c]
+    bulky = np.median([np.median(kept[c]) for c in BULKY])
+    for c in THIN_CLASSES:
+        if kept[c]:
+            assert np.median(kept[c]) < 0.6 * bulky, VOC_CLASSES[c]
+
+
+def test_person_is_the_most_frequent_object_class(sample_root):
+    v = voc(sample_root)
+    counts = np.zeros(21)
+    for image_id in ids(sample_root, "trainval"):
+        present = set(np.unique(np.asarray(Image.open(v / "SegmentationClass" / f"{image_id}.png"))).tolist())
+        for c in present - {0, 255}:
+            counts[c] += 1
+    assert counts.argmax() == PERSON

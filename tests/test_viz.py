@@ -6,25 +6,48 @@ import pytest
 import torch
 
 from seg_common import viz
-from seg_common.data.voc import VOC_CLASSES, VOCSegmentation
+from seg_common.data.voc import VOC_CLASSES, VOC_PALETTE, VOCSegmentation
 from seg_common.widgets import draw_sample
 
 
 def test_colorize_uses_the_palette_and_void_colour():
     mask = torch.tensor([[0, 1], [15, 255]])
-    rgb = viz.colorize(mask)
+    rgb = viz.colorize(mask, VOC_PALETTE)
     assert rgb.shape == (2, 2, 3) and rgb.dtype == np.uint8
     assert rgb[0, 1].tolist() == [128, 0, 0]           # aeroplane
     assert rgb[1, 0].tolist() == [192, 128, 128]       # person
     assert rgb[1, 1].tolist() == [224, 224, 192]       # void
+    shown = viz.colorize(mask)                          # the display palette by default
+    assert shown[0, 0].tolist() == [0, 0, 0] and shown[1, 1].tolist() == [224, 224, 192]
+    assert shown[0, 1].tolist() == list(viz.DISPLAY_PALETTE[1])
     with pytest.raises(ValueError, match=r"\[H, W\] mask"):
         viz.colorize(torch.zeros(1, 2, 2, dtype=torch.long))
+
+
+def _lab(rgb):
+    """sRGB (0-255) -> CIELAB (D65), written out from the standard formulas."""
+    c = np.asarray(rgb, float) / 255
+    c = np.where(c > 0.04045, ((c + 0.055) / 1.055) ** 2.4, c / 12.92)
+    xyz = c @ np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]).T
+    f = xyz / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(f > 0.008856, np.cbrt(f), 7.787 * f + 16 / 116)
+    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
+
+
+def test_display_palette_tells_every_class_apart_where_vocs_does_not():
+    def closest(palette):
+        lab = _lab(palette[list(range(21)) + [255]])
+        d = np.linalg.norm(lab[:, None] - lab[None], axis=-1) + np.eye(len(lab)) * 1e9
+        return d.min()
+    assert closest(viz.DISPLAY_PALETTE) > 35             # clearly different to anyone
+    assert closest(VOC_PALETTE) < 20                       # VOC's own: some classes nearly alike
+    assert viz.DISPLAY_PALETTE[0].tolist() == [0, 0, 0] and viz.DISPLAY_PALETTE[255].tolist() == [224, 224, 192]
 
 
 def test_overlay_blends_objects_only():
     image = torch.full((3, 2, 2), 100, dtype=torch.uint8)
     mask = torch.tensor([[0, 1], [255, 1]])
-    out = viz.overlay(image, mask, alpha=0.5)
+    out = viz.overlay(image, mask, alpha=0.5, palette=VOC_PALETTE)
     assert out[0, 0].tolist() == [100, 100, 100] and out[1, 0].tolist() == [100, 100, 100]
     assert out[0, 1].tolist() == [114, 50, 50]         # (100 + 128) / 2, (100 + 0) / 2
     with pytest.raises(ValueError, match="alpha"):

@@ -10,12 +10,15 @@ Encoder stages (stride and channels for ResNet-18):
 
 The decoder climbs back one scale at a time: upsample x2 (bilinear resize, then convolutions - no
 transposed convolution, so no checkerboard), concatenate the encoder stage of that scale (the skip
-connection that carries the sharp positions), and mix with two 3x3 conv + BN + ReLU. A last step
-joins features computed from the input itself, so the prediction has full-resolution detail.
+connection that carries the sharp positions), and mix with two 3x3 conv + BN + ReLU. The last block
+returns to the input's resolution without a skip, and a 3x3 convolution gives the class scores.
 
-The decoder widths default to segmentation-models-pytorch's U-Net, ``(256, 128, 64, 32, 16)`` for
-the blocks at strides 16, 8, 4, 2 and 1: the full-resolution blocks are the expensive ones (every
-channel there costs 4x one at stride 2), so they are kept narrow.
+This is the structure of segmentation-models-pytorch's ``Unet`` with a ResNet-18 encoder, widths
+included: ``(256, 128, 64, 32, 16)`` for the blocks at strides 16, 8, 4, 2 and 1 (the
+full-resolution blocks are the expensive ones - every channel there costs 4x one at stride 2 - so
+they are kept narrow); the parameter count is the same (a test checks it). The only difference:
+bilinear instead of nearest-neighbour upsampling. Notebook 04 shows why a branch of convolutions on
+the raw input, joined at full resolution (a common addition), slows learning from scratch.
 """
 from __future__ import annotations
 
@@ -35,16 +38,19 @@ def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 class UpBlock(nn.Module):
-    """Upsample ``x`` to the size of ``skip``, concatenate, then two conv-BN-ReLU."""
+    """Upsample ``x`` to the size of ``skip``, concatenate, then two conv-BN-ReLU. Without a skip
+    (``skip_channels=0``), ``forward(x, size=(h, w))`` upsamples to ``size`` and mixes alone."""
 
     def __init__(self, in_channels: int, skip_channels: int, out_channels: int) -> None:
         super().__init__()
         self.mix = nn.Sequential(conv_bn_relu(in_channels + skip_channels, out_channels),
                                  conv_bn_relu(out_channels, out_channels))
 
-    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-        return self.mix(torch.cat([x, skip], dim=1))
+    def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None,
+                size: tuple[int, int] | None = None) -> torch.Tensor:
+        size = skip.shape[-2:] if skip is not None else size
+        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+        return self.mix(x if skip is None else torch.cat([x, skip], dim=1))
 
 
 class ResNetUNet(nn.Module):
@@ -67,9 +73,8 @@ class ResNetUNet(nn.Module):
         self.up2 = UpBlock(c16, 128, c8)
         self.up1 = UpBlock(c8, 64, c4)
         self.up0 = UpBlock(c4, 64, c2)
-        self.full_res = nn.Sequential(conv_bn_relu(3, c1), conv_bn_relu(c1, c1))
-        self.up_full = UpBlock(c2, c1, c1)
-        self.classifier = nn.Conv2d(c1, num_classes, kernel_size=1)
+        self.up_full = UpBlock(c2, 0, c1)                  # back to the input size, no skip
+        self.classifier = nn.Conv2d(c1, num_classes, kernel_size=3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, (h, w) = pad_to_multiple(x, self.stride)
@@ -82,7 +87,7 @@ class ResNetUNet(nn.Module):
         d = self.up2(d, s8)
         d = self.up1(d, s4)
         d = self.up0(d, s2)
-        d = self.up_full(d, self.full_res(x))
+        d = self.up_full(d, size=x.shape[-2:])
         return self.classifier(d)[..., :h, :w]
 
 
