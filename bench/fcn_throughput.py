@@ -1,13 +1,16 @@
 """Training throughput of the book's FCN: seg_common's engine versus d2l.train_ch13.
 
-Both train the same FCN (ResNet-18, 320x480 crops, batch 8) on the same batches - d2l's own
-VOCSegDataset, built from the data root of the active profile - with the same SGD, on this
-machine's default device. Throughput is images per second over whole epochs of training:
+Both train the same FCN (ResNet-18, the book's 320x480 crops - 128x192 on the sample, whose images
+are VOC's x 0.4 -, batch 8) on the same batches - d2l's own VOCSegDataset, built from the data root
+of the active profile - with the same SGD, on this machine's default device. Throughput is images
+per second over whole epochs of training:
 
 * d2l: the "examples/sec" that train_ch13 prints (its timer covers the training batches only, not
   its plotting or evaluation - the most favourable measure for d2l), and the wall-clock rate of the
   whole call (which includes its per-batch accuracy, plotting and evaluation on a one-batch test set);
-* engine: train_one_epoch, timed wall-clock, plain and with channels_last.
+* engine: train_one_epoch, timed wall-clock, with its defaults (mixed precision where the device
+  computes bfloat16 natively, channels_last: ``seg_common.precision``) and in plain float32 with
+  the channels-first layout, d2l's numerics.
 
 Run from the repository root:  .venv/bin/python bench/fcn_throughput.py [--epochs 2]
 """
@@ -27,12 +30,14 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from d2l import torch as d2l  # noqa: E402
 
+from seg_common import precision  # noqa: E402
 from seg_common.data import prepare_voc  # noqa: E402
+from seg_common.data.sample import SAMPLE_D2L_CROP  # noqa: E402
 from seg_common.engine import default_device, train_one_epoch  # noqa: E402
 from seg_common.models import fcn_resnet18_d2l  # noqa: E402
 from seg_common.profile import Profile  # noqa: E402
 
-CROP, BATCH = (320, 480), 8
+BATCH = 8
 
 
 def book_loss(inputs, targets):
@@ -45,13 +50,15 @@ def main() -> None:
     args = parser.parse_args()
     profile = Profile.from_env()
     voc_dir = prepare_voc(profile) / "VOCdevkit" / "VOC2012"
+    crop = profile.pick(sample=SAMPLE_D2L_CROP, full=(320, 480))
     device = default_device()
     print(f"{profile.name} profile, device {device.type}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, crop {CROP}, batch {BATCH}, {args.epochs} epochs each")
+          f"{torch.get_num_threads()} threads, crop {crop}, batch {BATCH}, {args.epochs} epochs each; "
+          f"engine defaults: {precision.describe(device)}, channels_last")
 
     with contextlib.redirect_stdout(io.StringIO()):           # d2l prints "read N examples"
-        train_set = d2l.VOCSegDataset(True, CROP, str(voc_dir))
-        test_set = torch.utils.data.Subset(d2l.VOCSegDataset(False, CROP, str(voc_dir)), range(BATCH))
+        train_set = d2l.VOCSegDataset(True, crop, str(voc_dir))
+        test_set = torch.utils.data.Subset(d2l.VOCSegDataset(False, crop, str(voc_dir)), range(BATCH))
     loader = torch.utils.data.DataLoader(train_set, BATCH, shuffle=True, drop_last=True,
                                          generator=torch.Generator().manual_seed(0))
     test_loader = torch.utils.data.DataLoader(test_set, BATCH)
@@ -78,23 +85,23 @@ def main() -> None:
     d2l_own = float(match.group(1)) if match else float("nan")
 
     rates = {}
-    for channels_last in (False, True):
+    for name, options in (("defaults", {}), ("float32", {"amp": False, "channels_last": False})):
         net, opt = fresh()
-        if channels_last:
-            net = net.to(memory_format=torch.channels_last)
+        if options.get("channels_last", "auto") == "auto" and device.type in ("cpu", "cuda"):
+            net = net.to(memory_format=torch.channels_last)        # as fit does
         started = time.perf_counter()
         for _ in range(args.epochs):
-            train_one_epoch(net, loader, opt, device=device, channels_last=channels_last,
-                            progress=False, loss_fn=lambda x, y: book_loss(x, y).sum())
-        rates[channels_last] = images * args.epochs / (time.perf_counter() - started)
+            train_one_epoch(net, loader, opt, device=device, progress=False,
+                            loss_fn=lambda x, y: book_loss(x, y).sum(), **options)
+        rates[name] = images * args.epochs / (time.perf_counter() - started)
 
-    best = max(rates.values())
     print(f"d2l.train_ch13, its own timer (training batches only): {d2l_own:7.2f} images/s")
     print(f"d2l.train_ch13, wall clock (with accuracy, plots, eval): {d2l_wall:7.2f} images/s")
-    print(f"engine train_one_epoch:                                  {rates[False]:7.2f} images/s")
-    print(f"engine train_one_epoch, channels_last:                   {rates[True]:7.2f} images/s")
-    print(f"ratio engine (best) / d2l own timer: {best / d2l_own:.2f}x; "
-          f"/ d2l wall clock: {best / d2l_wall:.2f}x")
+    print(f"engine train_one_epoch, defaults:                        {rates['defaults']:7.2f} images/s")
+    print(f"engine train_one_epoch, float32, channels first:         {rates['float32']:7.2f} images/s")
+    print(f"ratio engine (defaults) / d2l own timer: {rates['defaults'] / d2l_own:.2f}x; "
+          f"/ d2l wall clock: {rates['defaults'] / d2l_wall:.2f}x; "
+          f"engine float32 / d2l own timer: {rates['float32'] / d2l_own:.2f}x")
 
 
 if __name__ == "__main__":

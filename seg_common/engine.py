@@ -367,10 +367,12 @@ def _forward(model: nn.Module, images: torch.Tensor, flip: bool) -> torch.Tensor
 
 @torch.inference_mode()
 def predict(model: nn.Module, image: torch.Tensor, device: torch.device | str | None = None,
-            amp: bool | str = "auto") -> torch.Tensor:
+            amp: bool | str = "auto", channels_last: bool | str = "auto") -> torch.Tensor:
     """Class map of one image: ``[3, H, W]`` (normalised as in training) -> ``[H, W]`` int64 on
-    the CPU, at the image's own size, in the number format :func:`evaluate` uses (``amp``). Puts
-    the model in eval mode."""
+    the CPU, at the image's own size, in the number format and memory layout :func:`evaluate` uses
+    (``amp``, ``channels_last``; the model is converted to that layout in place, as :func:`fit`
+    does, so a trained model and its reloaded copy give the same classes). Puts the model in eval
+    mode."""
     if image.ndim != 3:
         raise ValueError(f"predict takes one image [3, H, W], got shape {tuple(image.shape)}; "
                          "for a batch call the model and take argmax(1)")
@@ -379,8 +381,12 @@ def predict(model: nn.Module, image: torch.Tensor, device: torch.device | str | 
     device = torch.device(device)
     dtype = autocast_dtype(device, amp)
     model.eval()
+    batch = image[None].to(device)
+    if _use_channels_last(channels_last, device):
+        model.to(memory_format=torch.channels_last)
+        batch = batch.contiguous(memory_format=torch.channels_last)
     with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-        logits = model(image[None].to(device))
+        logits = model(batch)
     return logits.float().argmax(1)[0].cpu()
 
 

@@ -244,6 +244,20 @@ def test_predict_returns_the_class_map_at_the_image_size():
         predict(model, image[None])
 
 
+def test_predict_gives_a_model_and_its_channels_last_copy_the_same_classes():
+    """fit leaves a model in channels_last; a reloaded copy starts contiguous. predict must use one
+    layout for both, or bf16 kernels of the two layouts round differently and flip the argmax."""
+    from seg_common.models import fcn8s_resnet18
+    torch.manual_seed(0)
+    trained = fcn8s_resnet18(21).eval()
+    reloaded = fcn8s_resnet18(21).eval()
+    reloaded.load_state_dict(trained.state_dict())
+    trained.to(memory_format=torch.channels_last)          # as fit leaves it
+    images = [torch.randn(3, 120, 160) for _ in range(3)]
+    for image in images:
+        assert torch.equal(predict(trained, image), predict(reloaded, image))
+
+
 def _recorded(miou, classes=("bg", "x")):
     return {"class_names": list(classes), "final": {"miou": miou, "pixel_acc": 0.5 + miou, "mean_acc": 0.1}}
 

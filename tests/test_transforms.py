@@ -22,6 +22,16 @@ def decode(image: torch.Tensor) -> torch.Tensor:
     return torch.round(image[0] * 255 / STEP).long()
 
 
+def interior(mask: torch.Tensor, radius: int = 2) -> torch.Tensor:
+    """Labelled pixels whose (2 radius + 1)^2 neighbourhood holds one label only: away from label
+    borders, where bilinear resampling of the image blends neighbouring classes."""
+    m = mask[None, None].float()
+    k = 2 * radius + 1
+    high = torch.nn.functional.max_pool2d(m, k, stride=1, padding=radius)
+    low = -torch.nn.functional.max_pool2d(-m, k, stride=1, padding=radius)
+    return ((high == low)[0, 0]) & (mask != 255)
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_every_random_op_keeps_image_and_mask_aligned(sample_root, seed):
     _, mask = VOCSegmentation(sample_root, "train")[seed]
@@ -31,20 +41,21 @@ def test_every_random_op_keeps_image_and_mask_aligned(sample_root, seed):
     image, out_mask = t(*encoded_pair(mask))
     assert image.shape == (3, 160, 200) and out_mask.shape == (160, 200)
     assert image.dtype == torch.float32 and out_mask.dtype == torch.int64
-    valid = out_mask != 255
+    # Bilinear resampling of the image blends classes on label borders (thin parts are mostly
+    # border); away from borders every pixel must match.
+    valid = interior(out_mask)
     assert valid.sum() > 1000
     agree = (decode(image)[valid] == out_mask[valid]).float().mean().item()
-    # Bilinear resizing of the image blends the few pixels on label borders; all else matches.
-    assert agree > 0.97, agree
+    assert agree > 0.995, agree
 
 
 def test_a_misaligned_pipeline_would_fail_that_check(sample_root):
     _, mask = VOCSegmentation(sample_root, "train")[0]
     image, out_mask = encoded_pair(mask)
     shifted = torch.roll(out_mask, shifts=(25, 40), dims=(0, 1))
-    valid = shifted != 255
+    valid = interior(shifted)
     agree = (decode(image.float() / 255)[valid] == shifted[valid]).float().mean().item()
-    assert agree < 0.97
+    assert agree < 0.995
 
 
 def test_padding_fills_image_with_zero_and_mask_with_void():

@@ -17,12 +17,26 @@ bonnet, 'rectification border' strips at the frame edges, 'out of roi' at the bo
 bins, 'dynamic' carts and 'ground' patches.
 
 The scenes come from a pinhole camera 1.2 m above a straight street (the real cameras' focal length,
-2262 px): road with lane markings in perspective, sidewalks, optional grass strips, fences or walls,
-facades with windows, trees, poles with signs and traffic lights, people, cars, now and then a
-truck or bus, sky. Every class has its own colour range and texture (asphalt grain, paving grid,
-windows, leaves, grass streaks, ...), varied per object, and every frame gets its own light (gain,
-tint, cast shadows, sensor noise), so a small network learns the classes but not perfectly.
-Sizes follow from the camera: a car 10 m ahead is 400 px wide, a pole 40 m away 5-10 px.
+2262 px): road with lane markings in perspective, sidewalks, grass verges and strips, fences or
+walls, facades with windows, trees, poles with signs and traffic lights, people, cars, trucks and
+buses, sky. Sizes follow from the camera: a car 10 m ahead is 400 px wide, a pole 40 m away 5-10 px.
+It is a designed world, built so that a network trained from scratch learns it in a notebook's
+budget (DeepLabV3+ with a ResNet-18 at 512x256 on two CPU cores, a few hundred iterations) and so
+that the course's Cityscapes lessons have something to act on:
+
+* **Looks**: every class has its own colour range and texture (asphalt grain, paving grid, windows,
+  stone blocks, fence bars, leaves, grass streaks, a truck's ribbed box, ...), varied per object;
+  every frame gets its own light (gain, tint, cast shadows, sensor noise).
+* **Imbalance**: road, building and vegetation cover most pixels; walls, fences, poles, signs,
+  people, trucks and buses a few percent each or less (per-class IoU, mIoU versus pixel accuracy).
+  Fences, grass, trucks and buses cover more of the frame than in the real dataset (trucks and
+  buses several times more), so that a short training run can learn them at all; rider, train,
+  motorcycle and bicycle are not drawn.
+* **Small and thin**: poles, traffic lights and signs are a few pixels wide at the training scale.
+* **Cities differ**: each city has its own part of the range of each look (``CityStyle``: facade
+  colours and the share of concrete, trees, grass, paving, asphalt, sky, exposure), as real cities
+  differ in architecture and light; the val cities are cities the training set has not seen, so
+  training on one city versus all of them is a real question.
 
 Run ``python -m seg_common.data.sample_cityscapes [--root data/sample/cityscapes]`` from a shell.
 """
@@ -43,16 +57,19 @@ from PIL import Image, ImageDraw
 from ..profile import Profile
 from .sample_marker import is_current, partial_folder, publish
 
-SAMPLE_VERSION = 1
+SAMPLE_VERSION = 2
 SAMPLE_CITIES = {"train": ("aachen", "bochum", "bremen"), "val": ("frankfurt", "lindau")}
-# 24 train + 8 val frames: ~23 s to build on 2 cores and ~80 MB (a frame's PNG is 2.3 MB, like the
-# real ones); at scale 0.25 (512x256) an epoch of 24 frames takes seconds on a CPU.
+# 24 train + 8 val frames: ~16 s to build on 2 cores and ~80 MB (a frame's PNG is 2.3 MB, like the
+# real ones); at scale 0.25 (512x256) an epoch of 24 frames takes seconds on a CPU. More frames do
+# not help a short run: after a few hundred iterations it scores about as well on its own training
+# frames as on the val cities (it has not learned them yet, rather than overfitted them).
 SAMPLE_FRAMES = {"train": 8, "val": 4}
 WIDTH, HEIGHT = 2048, 1024
 FOCAL = 2262.0          # px, the focal length of the Cityscapes cameras
 CAMERA_HEIGHT = 1.2     # m above the road
 Z_NEAR, Z_FAR = 1.0, 1000.0   # m, the depth range polygons are built in (then clipped to the frame)
 ANNOTATED_FRAME = 19    # real annotated frames are the 20th of their 30-frame snippet: *_000019
+CITY_SPREAD = 0.4       # each city's looks cover this fraction of the sample's range of each look
 SENSOR_NOISE = 1.5      # standard deviation of the final noise, in 0..255 grey levels
 PNG_LEVEL = 1           # zlib level: fast; the RGB frames hardly compress further at level 9
 
@@ -125,10 +142,39 @@ def _clip(points: list[tuple[float, float]], w: int, h: int) -> list[tuple[float
     return points
 
 
+class CityStyle:
+    """What the frames of one city share: each look (facade colours, trees, paving, light, ...)
+    varies within the city's own part of the sample's range, a fraction ``CITY_SPREAD`` of it.
+
+    ``uniform(key, low, high, rng)`` draws a frame's value for ``key`` around the city's centre for
+    that key; ``chance(key, low, high)`` is the city's probability of a yes/no look (a concrete
+    facade, an overcast sky). The centres depend only on (seed, city, key).
+    """
+
+    def __init__(self, city: str, seed: int = 0) -> None:
+        self.city, self.seed = city, seed
+        self._drawn: dict[tuple[str, float, float], float] = {}
+
+    def _draw(self, key: str, low: float, high: float) -> float:
+        if (key, low, high) not in self._drawn:
+            rng = np.random.default_rng([self.seed, zlib.crc32(self.city.encode()), zlib.crc32(key.encode())])
+            self._drawn[key, low, high] = float(rng.uniform(low, high))
+        return self._drawn[key, low, high]
+
+    def uniform(self, key: str, low: float, high: float, rng: np.random.Generator) -> float:
+        half = (high - low) * CITY_SPREAD / 2
+        centre = self._draw(key, low + half, high - half)
+        return float(rng.uniform(centre - half, centre + half))
+
+    def chance(self, key: str, low: float, high: float) -> float:
+        return self._draw(key, low, high)
+
+
 class _Street:
     """One frame's camera and street layout (metres; X right, Y up, Z ahead), and its objects."""
 
-    def __init__(self, rng: np.random.Generator) -> None:
+    def __init__(self, rng: np.random.Generator, style: CityStyle) -> None:
+        self.style = style
         self.horizon = HEIGHT * rng.uniform(0.40, 0.46)      # px
         self.centre = WIDTH * rng.uniform(0.46, 0.54)        # px, x of the vanishing point
         self.objects: list[_Object] = []
@@ -138,10 +184,14 @@ class _Street:
         self.road_right = self.lane_right + 2.2 * self.parking["right"]
         self.lane_left = self.lane_right - 7.0               # left edge of the opposite lane
         self.road_left = self.lane_left - 2.2 * self.parking["left"]
+        # A grass verge between the road and the sidewalk on some streets, with trees in it.
+        verge = rng.uniform(1.2, 3.0, 2) * (rng.random(2) < 0.5)
+        self.verge_left = (self.road_left - verge[0], self.road_left)
+        self.verge_right = (self.road_right, self.road_right + verge[1])
         sidewalk = rng.uniform(2.5, 4.5, 2)
-        self.walk_left = (self.road_left - sidewalk[0], self.road_left)
-        self.walk_right = (self.road_right, self.road_right + sidewalk[1])
-        grass = rng.uniform(1.5, 4.0, 2) * (rng.random(2) < 0.5)
+        self.walk_left = (self.verge_left[0] - sidewalk[0], self.verge_left[0])
+        self.walk_right = (self.verge_right[1], self.verge_right[1] + sidewalk[1])
+        grass = rng.uniform(1.5, 4.5, 2) * (rng.random(2) < 0.65)
         self.grass_left = (self.walk_left[0] - grass[0], self.walk_left[0])
         self.grass_right = (self.walk_right[1], self.walk_right[1] + grass[1])
         self.facade_left, self.facade_right = self.grass_left[0], self.grass_right[1]
@@ -214,7 +264,7 @@ def _flat(colour: np.ndarray, grain: float = 0.04) -> Paint:
 
 
 def _sky(street: _Street, rng: np.random.Generator) -> Paint:
-    overcast = rng.random() < 0.3
+    overcast = rng.random() < street.style.chance("overcast", 0.1, 0.6)
     zenith = _rgb(rng.uniform(0.55, 0.61), rng.uniform(0.1, 0.2) if overcast else rng.uniform(0.4, 0.65),
                   rng.uniform(0.7, 0.9))
     haze = _rgb(rng.uniform(0.52, 0.6), rng.uniform(0.04, 0.12), rng.uniform(0.85, 0.97))
@@ -229,12 +279,15 @@ def _sky(street: _Street, rng: np.random.Generator) -> Paint:
     return paint
 
 
-def _facade(coords: Callable, rng: np.random.Generator) -> Paint:
-    """A building front: plaster of one colour with a grid of windows, floors 3-3.5 m high."""
-    if rng.random() < 0.3:
-        base = _rgb(0, 0, rng.uniform(0.45, 0.8))                      # grey concrete
+def _facade(coords: Callable, style: CityStyle, rng: np.random.Generator) -> Paint:
+    """A building front: plaster of one colour with a grid of windows, floors 3-3.5 m high; each
+    city has its own share of grey concrete and its own range of plaster colours."""
+    if rng.random() < style.chance("concrete", 0.1, 0.6):
+        base = _rgb(0, 0, style.uniform("concrete value", 0.45, 0.8, rng))          # grey concrete
     else:
-        base = _rgb(rng.uniform(0.04, 0.13), rng.uniform(0.12, 0.4), rng.uniform(0.5, 0.85))
+        base = _rgb(style.uniform("plaster hue", -0.02, 0.16, rng),
+                    style.uniform("plaster saturation", 0.1, 0.45, rng),
+                    style.uniform("plaster value", 0.5, 0.85, rng))
     glass = _rgb(rng.uniform(0.55, 0.62), rng.uniform(0.1, 0.35), rng.uniform(0.12, 0.3))
     frame = base * rng.uniform(0.6, 0.8)
     floor, bay = rng.uniform(3.0, 3.5), rng.uniform(2.2, 3.4)
@@ -273,7 +326,7 @@ def _leaves(colour: np.ndarray, top: float, size: float) -> Paint:
 
 
 def _road(street: _Street, rng: np.random.Generator) -> Paint:
-    asphalt = _rgb(rng.uniform(0, 1), rng.uniform(0.0, 0.06), rng.uniform(0.28, 0.4))
+    asphalt = _rgb(rng.uniform(0, 1), rng.uniform(0.0, 0.06), street.style.uniform("asphalt value", 0.26, 0.4, rng))
     paint_white = rng.uniform(0.75, 0.9)
     zebra = rng.uniform(12, 30) if rng.random() < 0.3 else None
 
@@ -293,7 +346,9 @@ def _road(street: _Street, rng: np.random.Generator) -> Paint:
 
 
 def _sidewalk(street: _Street, curb_x: float, rng: np.random.Generator) -> Paint:
-    stone = _rgb(rng.uniform(-0.05, 0.05), rng.uniform(0.06, 0.16), rng.uniform(0.5, 0.65))
+    style = street.style
+    stone = _rgb(style.uniform("paving hue", -0.06, 0.1, rng), style.uniform("paving saturation", 0.06, 0.2, rng),
+                 style.uniform("paving value", 0.5, 0.68, rng))
     tile = rng.uniform(0.3, 0.6)
 
     def paint(x, y, rng):
@@ -307,7 +362,7 @@ def _sidewalk(street: _Street, curb_x: float, rng: np.random.Generator) -> Paint
 
 
 def _grass(street: _Street, rng: np.random.Generator) -> Paint:
-    colour = _rgb(rng.uniform(0.15, 0.2), rng.uniform(0.4, 0.6), rng.uniform(0.45, 0.6))
+    colour = _rgb(street.style.uniform("grass hue", 0.13, 0.21, rng), rng.uniform(0.4, 0.6), rng.uniform(0.45, 0.6))
 
     def paint(x, y, rng):
         h, w = y.shape[0], x.shape[1]
@@ -338,7 +393,8 @@ def _fence(coords: Callable, rng: np.random.Generator) -> Paint:
 
 
 def _wall(coords: Callable, rng: np.random.Generator) -> Paint:
-    colour = _rgb(rng.uniform(0.05, 0.12), rng.uniform(0.02, 0.12), rng.uniform(0.55, 0.75))
+    """Blocks of cool grey stone with dark joints (facades are warm plaster or smooth concrete)."""
+    colour = _rgb(rng.uniform(0.55, 0.65), rng.uniform(0.06, 0.2), rng.uniform(0.4, 0.6))
 
     def paint(x, y, rng):
         h, w = y.shape[0], x.shape[1]
@@ -410,8 +466,9 @@ def _vehicle(centre_x: float, bottom_y: float, scale: float, width: float, heigh
             window = (v > 0.95) & (v < height - 0.07) & (np.abs(u) < 0.36 - 0.12 * (v - 0.95))
         elif kind == "bus":
             window = (v > 1.3) & (v < height - 0.25) & (np.abs(u) < 0.42)
-        else:                                       # truck: a box with doors
+        else:                                       # truck: a ribbed box with doors
             window = (np.abs(u) < 0.01) & (v > 0.6)
+            out = np.where(((np.abs((u * 9) % 1.0 - 0.5) < 0.1) & (v > 0.6))[..., None], out * 0.75, out)
         lamp = (v > 0.6) & (v < 0.78) & (np.abs(u) > 0.36) & (np.abs(u) < 0.47)
         wheel = (v < 0.32) & (np.abs(u) > 0.28)
         bumper = (v > 0.2) & (v < 0.38)
@@ -471,9 +528,10 @@ def _circle(radius: float, n: int = 16) -> list[tuple[float, float]]:
     return [(radius * float(np.cos(a)), radius * float(np.sin(a))) for a in t]
 
 
-def build_street(rng: np.random.Generator) -> _Street:
-    """Lay out one frame: every annotated object, in drawing order (far and large first)."""
-    s = _Street(rng)
+def build_street(rng: np.random.Generator, style: CityStyle) -> _Street:
+    """Lay out one frame of ``style``'s city: every annotated object, in drawing order (far and
+    large first)."""
+    s = _Street(rng, style)
     s.add("sky", [(0, 0), (WIDTH - 1, 0), (WIDTH - 1, s.horizon + 30), (0, s.horizon + 30)],
           _sky(s, rng))
 
@@ -483,34 +541,34 @@ def build_street(rng: np.random.Generator) -> _Street:
         span, height = rng.uniform(8, 20), rng.uniform(8, 30)
         corners = [(X, 0), (X + span, 0), (X + span, height), (X, height)]
         s.add("building", [s.project(a, b, s.z_end) for a, b in corners],
-              _facade(s.front_plane(s.z_end), rng))
+              _facade(s.front_plane(s.z_end), style, rng))
         X += span
     for facade in (s.facade_left, s.facade_right):
         s.add("vegetation", s.side_quad(facade, Z_NEAR, s.z_end, rng.uniform(2, 5)),
-              _leaves(_rgb(rng.uniform(0.2, 0.3), 0.55, 0.4), s.horizon - 200, 120))
+              _leaves(_rgb(style.uniform("leaf hue", 0.19, 0.33, rng), 0.55, 0.4), s.horizon - 200, 120))
         Z = Z_NEAR
         while Z < s.z_end:
             length = rng.uniform(10, 30)
             if rng.random() < 0.85:
                 s.add("building", s.side_quad(facade, Z, min(Z + length, s.z_end), rng.uniform(9, 25)),
-                      _facade(s.side_plane(facade), rng))
+                      _facade(s.side_plane(facade), style, rng))
             Z += length
 
     # The ground: grass strips, sidewalks, road; then fences or walls, dirt patches.
-    for x0, x1 in (s.grass_left, s.grass_right):
+    for x0, x1 in (s.grass_left, s.verge_left, s.verge_right, s.grass_right):
         if x1 - x0 > 0:
             s.add("terrain", s.ground_quad(x0, x1, Z_NEAR, s.z_end), _grass(s, rng))
-    s.add("sidewalk", s.ground_quad(*s.walk_left, Z_NEAR, s.z_end), _sidewalk(s, s.road_left, rng))
-    s.add("sidewalk", s.ground_quad(*s.walk_right, Z_NEAR, s.z_end), _sidewalk(s, s.road_right, rng))
+    s.add("sidewalk", s.ground_quad(*s.walk_left, Z_NEAR, s.z_end), _sidewalk(s, s.walk_left[1], rng))
+    s.add("sidewalk", s.ground_quad(*s.walk_right, Z_NEAR, s.z_end), _sidewalk(s, s.walk_right[0], rng))
     s.add("road", s.ground_quad(s.road_left, s.road_right, Z_NEAR, s.z_end), _road(s, rng))
     for X in (s.walk_left[0], s.walk_right[1]):
-        if rng.random() < 0.5:
-            z0 = rng.uniform(4, 40)
-            z1 = z0 + rng.uniform(8, 40)
-            if rng.random() < 0.6:
-                s.add("fence", s.side_quad(X, z0, z1, rng.uniform(1.0, 1.4)), _fence(s.side_plane(X), rng))
+        if rng.random() < 0.8:
+            z0 = rng.uniform(3, 30)
+            z1 = z0 + rng.uniform(12, 50)
+            if rng.random() < 0.5:
+                s.add("fence", s.side_quad(X, z0, z1, rng.uniform(1.0, 1.8)), _fence(s.side_plane(X), rng))
             else:
-                s.add("wall", s.side_quad(X, z0, z1, rng.uniform(0.8, 1.6)), _wall(s.side_plane(X), rng))
+                s.add("wall", s.side_quad(X, z0, z1, rng.uniform(1.0, 2.0)), _wall(s.side_plane(X), rng))
     for _ in range(int(rng.integers(0, 3))):
         x0, x1 = s.walk_left if rng.random() < 0.5 else s.walk_right
         z0 = rng.uniform(6, 40)
@@ -524,6 +582,15 @@ def build_street(rng: np.random.Generator) -> _Street:
     def walk_x(margin: float = 0.4) -> float:
         x0, x1 = s.walk_left if rng.random() < 0.5 else s.walk_right
         return rng.uniform(x0 + margin, x1 - margin)
+
+    def tree_x() -> float:
+        """Trees stand in a verge where the street has one, else on the sidewalk."""
+        left = rng.random() < 0.5
+        x0, x1 = s.verge_left if left else s.verge_right
+        if x1 - x0 > 1.0:
+            return (x0 + x1) / 2
+        x0, x1 = s.walk_left if left else s.walk_right
+        return rng.uniform(x0 + 0.6, x1 - 0.6)
 
     def tree(X: float, Z: float) -> None:
         trunk_h, radius = rng.uniform(2, 3.5), rng.uniform(1.5, 3)
@@ -539,12 +606,13 @@ def build_street(rng: np.random.Generator) -> _Street:
                  for ri, a in zip(r, angles)]
         top = s.project(X, trunk_h + 2 * radius, Z)[1]
         s.add_standing("vegetation", X, Z, crown,
-                       _leaves(_rgb(rng.uniform(0.2, 0.3), rng.uniform(0.45, 0.7), rng.uniform(0.3, 0.5)),
+                       _leaves(_rgb(style.uniform("leaf hue", 0.19, 0.33, rng), rng.uniform(0.45, 0.7),
+                                    rng.uniform(0.3, 0.5)),
                                top, 2 * radius * k))
 
     def pole(X: float, Z: float) -> None:
         k = s.scale(Z)
-        kind = rng.choice(["plain", "sign", "light"], p=[0.3, 0.4, 0.3])
+        kind = rng.choice(["plain", "sign", "light"], p=[0.2, 0.45, 0.35])
         height = rng.uniform(2.6, 3.4) if kind != "plain" else rng.uniform(4, 8)
         half = rng.uniform(0.05, 0.09)
         grey = _rgb(0.6, rng.uniform(0, 0.1), rng.uniform(0.45, 0.7))
@@ -552,7 +620,7 @@ def build_street(rng: np.random.Generator) -> _Street:
                        _cylinder(grey, s.centre + k * (X - half), s.centre + k * (X + half)))
         if kind == "sign":
             shape = str(rng.choice(["circle", "triangle", "diamond", "rect"]))
-            radius = rng.uniform(0.3, 0.45)
+            radius = rng.uniform(0.35, 0.55)
             colours = {"circle": (_rgb(0, 0.85, 0.8), _rgb(0, 0, 0.92)) if rng.random() < 0.5
                        else (_rgb(0.6, 0.9, 0.6), _rgb(0.6, 0.9, 0.6)),
                        "triangle": (_rgb(0, 0.85, 0.8), _rgb(0, 0, 0.92)),
@@ -594,6 +662,8 @@ def build_street(rng: np.random.Generator) -> _Street:
         body = palette[int(rng.integers(len(palette)))] * rng.uniform(0.85, 1.1)
         if kind == "bus":
             body = _rgb(rng.choice([0.0, 0.13, 0.6]), 0.8, 0.85)
+        elif kind == "truck":                            # white, silver or dark green boxes
+            body = [_rgb(0, 0, 0.9), _rgb(0.58, 0.05, 0.7), _rgb(0.38, 0.5, 0.35)][int(rng.integers(3))]
         lights = _rgb(0.0, 0.9, 0.9) if rear else _rgb(0.15, 0.1, 1.0)
         foot = s.project(X, 0, Z)
         k = s.scale(Z)
@@ -605,13 +675,13 @@ def build_street(rng: np.random.Generator) -> _Street:
 
     for _ in range(int(rng.integers(3, 9))):
         Z = rng.uniform(6, 70)
-        things.append((Z, lambda X=walk_x(0.6), Z=Z: tree(X, Z)))
-    for _ in range(int(rng.integers(4, 10))):
-        Z = rng.uniform(5, 60)
+        things.append((Z, lambda X=tree_x(), Z=Z: tree(X, Z)))
+    for _ in range(int(rng.integers(5, 12))):
+        Z = rng.uniform(4, 50)
         X = s.walk_left[1] - 0.4 if rng.random() < 0.5 else s.walk_right[0] + 0.4
         things.append((Z, lambda X=X, Z=Z: pole(X, Z)))
-    for _ in range(int(rng.integers(2, 11))):
-        Z = rng.uniform(5, 45)
+    for _ in range(int(rng.integers(4, 15))):
+        Z = rng.uniform(4, 35)
         X = walk_x() if rng.random() < 0.8 else rng.uniform(s.road_left, s.road_right)
         things.append((Z, lambda X=X, Z=Z: person(X, Z)))
     for _ in range(int(rng.integers(0, 4))):
@@ -625,7 +695,7 @@ def build_street(rng: np.random.Generator) -> _Street:
     for X, rear in lanes:
         Z = rng.uniform(8, 35)
         while Z < 90:
-            kind = str(rng.choice(["car", "truck", "bus"], p=[0.94, 0.03, 0.03]))
+            kind = str(rng.choice(["car", "truck", "bus"], p=[0.84, 0.08, 0.08]))
             things.append((Z, lambda X=X + rng.uniform(-0.3, 0.3), Z=Z, kind=kind, rear=rear:
                            vehicle(X, Z, kind, rear)))
             Z += rng.uniform(9, 35)
@@ -705,7 +775,7 @@ def render(street: _Street, rng: np.random.Generator) -> tuple[np.ndarray, np.nd
             ImageDraw.Draw(shadow).polygon(points, fill=1)
     dark = np.asarray(shadow, dtype=bool) & (np.asarray(label_img) != name2label["ego vehicle"].id)
     rgb[dark] *= rng.uniform(0.45, 0.7)
-    gain = rng.uniform(0.75, 1.15) * rng.uniform(0.94, 1.06, 3).astype(np.float32)
+    gain = street.style.uniform("exposure", 0.7, 1.2, rng) * rng.uniform(0.94, 1.06, 3).astype(np.float32)
     rgb *= gain
     rgb = rgb * 255 + SENSOR_NOISE * np.stack([_grain(HEIGHT, WIDTH, rng) for _ in range(3)], axis=-1)
     image = np.clip(rgb, 0, 255).astype(np.uint8)
@@ -722,7 +792,7 @@ def write_frame(root: Path, split: str, city: str, stem: str, seed: int) -> None
     """Render one frame and write its five files; its pixels depend only on (seed, city, stem)."""
     seq = int(stem.split("_")[1])
     rng = np.random.default_rng([seed, zlib.crc32(city.encode()), seq])
-    street = build_street(rng)
+    street = build_street(rng, CityStyle(city, seed))
     image, label_ids, instance_ids = render(street, rng)
     image_dir = root / "leftImg8bit" / split / city
     label_dir = root / "gtFine" / split / city
