@@ -30,6 +30,7 @@ from seg_common.data.transforms import eval_transforms, train_transforms
 from seg_common.data.voc import NUM_CLASSES, VOCSegmentation
 from seg_common.engine import fit
 from seg_common.models import ResNetUNet, build_model
+from seg_common.models.fcn import pad_to_multiple
 from seg_common.models.unet import UpBlock, conv_bn_relu
 from seg_common.profile import Profile
 
@@ -43,8 +44,7 @@ class UNetWithInputBranch(ResNetUNet):
         self.up_full = UpBlock(32, 16, 16)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        x = nn.functional.pad(x, (0, (-w) % 32, 0, (-h) % 32))
+        x, (h, w) = pad_to_multiple(x, self.stride)
         s2 = self.layer0(x)
         s4 = self.layer1(s2)
         s8 = self.layer2(s4)
