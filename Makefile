@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # The venv's tools come first, so Jupyter kernels start with the venv's Python.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: notebooks test lab setup data clean
+.PHONY: notebooks test dry-run lab setup data clean
 
 # Recorded sample runs are removed first, so that the notebooks train them with the current code
 # (a notebook loads a finished run instead of training it again).
@@ -19,6 +19,11 @@ notebooks: data  ## execute every notebook in place (sample profile), refreshing
 test: data  ## unit tests, then every notebook under nbval (outputs must match what is committed)
 	$(BIN)/python -m pytest -q tests
 	SEG_PROFILE=sample $(BIN)/python -m pytest -q --nbval --nbval-current-env --nbval-cell-timeout=1200 notebooks
+
+# The full profile, proven offline: every notebook with SEG_PROFILE=full SEG_DRY_RUN=1 on stand-in data
+# and weights in a temporary folder (tools/dry_run.py; the committed notebooks stay untouched).
+dry-run: setup  ## every notebook in the full profile, a couple of batches per run (see README)
+	$(BIN)/python tools/dry_run.py
 
 lab: setup  ## Jupyter Lab in the project's environment
 	$(BIN)/jupyter lab notebooks

@@ -24,6 +24,7 @@ from typing import Any, Sequence
 
 import torch
 
+from . import dryrun
 from .losses import cross_entropy, with_aux
 from .memory import peak_rss_mb
 from .models import MODELS, build_model
@@ -75,6 +76,8 @@ def measure_step(model: str, batch_size: int, crop: Sequence[int] = (96, 96), *,
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
     crop = tuple(int(c) for c in crop)
+    if dryrun.active():                        # SEG_DRY_RUN: one timed step
+        steps = 1
     device = torch.device(device) if device is not None else (
         torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu"))
     result: dict[str, Any] = {"model": model, "batch_size": batch_size, "crop": list(crop),

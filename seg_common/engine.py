@@ -10,6 +10,8 @@ give the same weights as 4 epochs in one go.
 """
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import math
 import os
@@ -24,6 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import dryrun
+from .losses import cross_entropy
 from .memory import peak_mb, reset_peak
 from .metrics import ConfusionMatrix
 from .precision import autocast_dtype, needs_grad_scaler
@@ -152,14 +156,17 @@ def _rng_state(loader: Iterable | None) -> dict:
 
 
 def _set_rng_state(state: dict, loader: Iterable | None) -> None:
-    torch.set_rng_state(state["torch"])
+    """Restore what :func:`_rng_state` saved. Every generator, CUDA's included, takes its state as
+    a CPU ByteTensor, and a checkpoint loaded with ``map_location="cuda"`` holds GPU copies: they
+    are brought back to the CPU first."""
+    torch.set_rng_state(state["torch"].cpu())
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
     for name, gen in _loader_generators(loader).items():
         if name in state:
-            gen.set_state(state[name])
+            gen.set_state(state[name].cpu())
 
 
 def _loader_generators(loader: Iterable | None) -> dict[str, torch.Generator]:
@@ -210,6 +217,38 @@ def _use_channels_last(channels_last: bool | str, device: torch.device) -> bool:
     return bool(channels_last)
 
 
+@contextlib.contextmanager
+def _cudnn_benchmark(device: torch.device):
+    """On CUDA, let cuDNN time its convolution algorithms for the shapes it meets and keep the
+    fastest (``torch.backends.cudnn.benchmark``): worth it for training, whose crops all have one
+    size; the previous setting comes back afterwards, since whole-image evaluation meets a new size
+    at nearly every image and would time them all again."""
+    if device.type != "cuda":
+        yield
+        return
+    previous = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = previous
+
+
+def _train_forward(model: nn.Module, images: torch.Tensor) -> Any:
+    """``model(images)``, with BatchNorm's "Expected more than 1 value per channel" on a batch of
+    one image turned into an error that names the cause and the remedy."""
+    try:
+        return model(images)
+    except ValueError as exc:
+        if "more than 1 value per channel" not in str(exc):
+            raise
+        raise ValueError(
+            f"A training batch of {len(images)} image reached a BatchNorm layer that then sees a single "
+            "value per channel (a BatchNorm after a global pooling, as in DeepLabV3+'s ASPP or PSPNet's "
+            "pyramid). DataLoaders keep a short last batch: build the training loader with "
+            "drop_last=True (seeded_loader(..., drop_last=True) as well), or use freeze_bn=True.") from exc
+
+
 def train_one_epoch(
     model: nn.Module,
     loader: Iterable,
@@ -255,9 +294,14 @@ def train_one_epoch(
     Gradient accumulation is exact only for models that treat each image on its own: BatchNorm
     normalises with the statistics of each small batch, so k batches of b differ slightly from one
     batch of k*b (notebook 04 measures by how much).
+
+    A batch of one image fails in models with a BatchNorm after a global pooling (DeepLabV3+'s
+    ASPP, PSPNet's 1x1 pyramid level): it would normalise a single value per channel. A DataLoader
+    keeps a short last batch, so such a batch can come at the end of an epoch; the error then says
+    so and names the remedy, ``drop_last=True`` in the training loader.
     """
     device = torch.device(device) if device is not None else default_device()
-    loss_fn = loss_fn or nn.CrossEntropyLoss(ignore_index=255)
+    loss_fn = loss_fn or cross_entropy          # 0, not NaN, on a batch with no labelled pixel
     dtype = autocast_dtype(device, amp)
     channels_last = _use_channels_last(channels_last, device)
     scaler = scaler if scaler is not None else _grad_scaler(needs_grad_scaler(device, dtype))
@@ -271,39 +315,46 @@ def train_one_epoch(
     total = torch.zeros((), device=device)
     batches = 0
     n = len(loader) if hasattr(loader, "__len__") else None
+    if dryrun.active():                        # SEG_DRY_RUN: a couple of batches (seg_common.dryrun)
+        n = dryrun.batches(n if n is not None else dryrun.TRAIN_BATCHES)
+        loader = itertools.islice(loader, n)
+    cap = dryrun.max_batch()
     per_step: list[torch.Tensor] = []
     parts: dict[str, torch.Tensor] = {}
     group_loss = torch.zeros((), device=device)
     optimizer.zero_grad(set_to_none=True)
-    bar = tqdm(loader, desc=desc, total=n, leave=False, disable=not progress)
-    for i, (images, targets) in enumerate(bar):
-        images = images.to(device, non_blocking=True)
-        targets = targets.to(device, non_blocking=True)
-        if channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            output = model(images)
-        loss = loss_fn(_float32(output), targets)
-        group_start = i - i % grad_accum_steps
-        group_size = grad_accum_steps if n is None else min(grad_accum_steps, n - group_start)
-        scaler.scale(loss / group_size).backward()
-        total += loss.detach()
-        for name, value in getattr(loss_fn, "last", {}).items():
-            parts[name] = parts.get(name, 0) + value.detach()
-        group_loss += loss.detach() / group_size
-        batches += 1
-        if (i + 1) % grad_accum_steps == 0 or (n is not None and i + 1 == n):
-            if step_lrs is not None:
-                step_lrs.append([group["lr"] for group in optimizer.param_groups])
-            scaler.step(optimizer)
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
-            if scheduler is not None and scheduler_per_iteration:
-                scheduler.step()
-            per_step.append(group_loss)
-            group_loss = torch.zeros((), device=device)
-        if progress and (i + 1) % 10 == 0:
-            bar.set_postfix(loss=f"{total.item() / batches:.3f}")
+    with _cudnn_benchmark(device):           # fixed-size crops: cuDNN picks its fastest kernels
+        bar = tqdm(loader, desc=desc, total=n, leave=False, disable=not progress)
+        for i, (images, targets) in enumerate(bar):
+            if cap is not None:
+                images, targets = images[:cap], targets[:cap]
+            images = images.to(device, non_blocking=True)
+            targets = targets.to(device, non_blocking=True)
+            if channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                output = _train_forward(model, images)
+            loss = loss_fn(_float32(output), targets)
+            group_start = i - i % grad_accum_steps
+            group_size = grad_accum_steps if n is None else min(grad_accum_steps, n - group_start)
+            scaler.scale(loss / group_size).backward()
+            total += loss.detach()
+            for name, value in getattr(loss_fn, "last", {}).items():
+                parts[name] = parts.get(name, 0) + value.detach()
+            group_loss += loss.detach() / group_size
+            batches += 1
+            if (i + 1) % grad_accum_steps == 0 or (n is not None and i + 1 == n):
+                if step_lrs is not None:
+                    step_lrs.append([group["lr"] for group in optimizer.param_groups])
+                scaler.step(optimizer)
+                scaler.update()
+                optimizer.zero_grad(set_to_none=True)
+                if scheduler is not None and scheduler_per_iteration:
+                    scheduler.step()
+                per_step.append(group_loss)
+                group_loss = torch.zeros((), device=device)
+            if progress and (i + 1) % 10 == 0:
+                bar.set_postfix(loss=f"{total.item() / batches:.3f}")
     if step_losses is not None:
         step_losses.extend(torch.stack(per_step).tolist() if per_step else [])
     if loss_parts is not None:
@@ -423,6 +474,8 @@ def evaluate(
     cm = ConfusionMatrix(num_classes, ignore_index)
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     pixels = 0
+    if dryrun.active():                        # SEG_DRY_RUN: a couple of images (seg_common.dryrun)
+        loader = itertools.islice(loader, dryrun.EVAL_BATCHES)
     bar = tqdm(loader, desc="eval", leave=False, disable=not progress)
     for images, targets in bar:
         images = images.to(device, non_blocking=True)
@@ -460,6 +513,35 @@ def _settings_differences(saved: dict | None, current: dict | None) -> list[str]
             for k in sorted(keys) if saved.get(k) != current.get(k)]
 
 
+# Schedules that end, and the attribute that holds their length in steps.
+_SCHEDULE_LENGTH = {torch.optim.lr_scheduler.PolynomialLR: "total_iters",
+                    torch.optim.lr_scheduler.OneCycleLR: "total_steps"}
+
+
+def _steps_per_epoch(loader: Iterable, grad_accum_steps: int, per_iteration: bool) -> int | None:
+    """How many times a scheduler steps per epoch (None when the loader has no length)."""
+    if not per_iteration:
+        return 1
+    return math.ceil(len(loader) / grad_accum_steps) if hasattr(loader, "__len__") else None
+
+
+def _check_schedule_length(saved: dict, scheduler: Any, epochs: int, steps_per_epoch: int | None,
+                           path: Path) -> None:
+    """Refuse to resume a schedule that ends before ``epochs``: it comes back from the checkpoint
+    with the length it was built for, and a run extended past it would train the extra epochs at
+    learning rate 0 (PolynomialLR) or fail after them (OneCycleLR raises)."""
+    name = _SCHEDULE_LENGTH.get(type(scheduler))
+    if name is None or steps_per_epoch is None or name not in saved:
+        return
+    length, needed = saved[name], epochs * steps_per_epoch
+    if length < needed:
+        covered = length // steps_per_epoch
+        raise CheckpointError(
+            f"{path} holds a {type(scheduler).__name__} that ends after {length} steps; {epochs} epochs need "
+            f"{needed}. A schedule cannot be stretched in the middle of a run: resume with epochs={covered} at "
+            f"most, or train the longer run in a new checkpoint_dir with a scheduler built for {epochs} epochs.")
+
+
 def fit(
     model: nn.Module,
     train_loader: Iterable,
@@ -489,10 +571,12 @@ def fit(
     """Train ``model`` for ``epochs`` epochs, validating after each; return the history.
 
     Args:
-        loss_fn: ``(logits [B, K, H, W], target [B, H, W]) -> scalar``; default cross-entropy
-            ignoring 255.
+        loss_fn: ``(logits [B, K, H, W], target [B, H, W]) -> scalar``; default
+            :func:`seg_common.losses.cross_entropy` (ignores 255; 0, not NaN, on an all-void batch).
         scheduler: a ``torch.optim.lr_scheduler`` object, stepped per epoch, or per optimizer
-            step with ``scheduler_per_iteration=True``.
+            step with ``scheduler_per_iteration=True``. A resume restores it as saved, length
+            included: resuming for more epochs than a PolynomialLR or OneCycleLR was built for is
+            refused (a longer run needs a new ``checkpoint_dir``).
         checkpoint_dir: where ``last.pt`` and ``best.pt`` go (nothing is saved when None).
         resume: ``True`` continues from ``checkpoint_dir/last.pt`` (an error if it is missing);
             ``"auto"`` continues when it exists and starts fresh otherwise.
@@ -500,7 +584,8 @@ def fit(
             precision by default where the device computes 16-bit formats natively).
         record_steps: also keep every optimizer step's loss and learning rates in the history
             (``step_loss``: a list per epoch; ``step_lr``: per step, one rate per parameter group).
-        early_stop_patience: stop when val mIoU has not improved for this many validations.
+        early_stop_patience: stop when val mIoU has not improved for this many validations; a
+            resume of a run that stopped so trains no more (it returns the saved history).
         eval_every: validate every this many epochs (and after the last one); validation on
             whole images can cost more than an epoch of training on small hardware.
         tensorboard_dir: also log every number of the history to TensorBoard there.
@@ -511,6 +596,7 @@ def fit(
     and the whole epoch with validation) and, for epochs that were validated, ``val_loss, pixel_acc, mean_acc, miou, iou`` (per class).
     """
     device = torch.device(device) if device is not None else default_device()
+    epochs = dryrun.epochs(epochs)             # SEG_DRY_RUN: one epoch (seg_common.dryrun)
     model.to(device)
     channels_last = _use_channels_last(channels_last, device)
     if channels_last:
@@ -537,6 +623,9 @@ def fit(
         if diffs:
             raise CheckpointError(f"{path} was trained with other settings:\n  " + "\n  ".join(diffs)
                                   + "\nUse another checkpoint_dir for a different run.")
+        if scheduler is not None and state.get("scheduler") is not None:
+            _check_schedule_length(state["scheduler"], scheduler, epochs,
+                                   _steps_per_epoch(train_loader, grad_accum_steps, scheduler_per_iteration), path)
         load_state_into(model, state["model"], source=str(path), saved_class=state.get("model_class"))
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state.get("scheduler") is not None:
@@ -548,6 +637,10 @@ def fit(
         _set_rng_state(state["rng"], train_loader)
         if verbose:
             tqdm.write(f"resumed from {path.name} after epoch {start_epoch}")
+        if early_stop_patience is not None and stale >= early_stop_patience:
+            if verbose:
+                tqdm.write(f"the run stopped early (no better val mIoU for {stale} epochs): nothing to train")
+            return history
 
     writer = None
     if tensorboard_dir is not None:

@@ -39,10 +39,17 @@ def _zero(logits: torch.Tensor) -> torch.Tensor:
 
 def cross_entropy(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = IGNORE_INDEX,
                   weight: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean cross-entropy over the non-void pixels (0 for an all-void batch)."""
-    if not (target != ignore_index).any():
-        return _zero(logits)
-    return F.cross_entropy(logits, target, weight=weight, ignore_index=ignore_index)
+    """Mean cross-entropy over the non-void pixels (0 for an all-void batch), the value of
+    ``F.cross_entropy(..., ignore_index=...)`` otherwise. The sum is divided by the (weighted) count
+    of labelled pixels, clamped away from 0, instead of asking first whether any pixel is labelled:
+    that question would make the CPU wait for the GPU at every batch."""
+    total = F.cross_entropy(logits, target, weight=weight, ignore_index=ignore_index, reduction="sum")
+    labelled = target != ignore_index
+    if weight is None:
+        count = labelled.sum().to(total.dtype)
+    else:
+        count = torch.where(labelled, weight[target.clamp(0, len(weight) - 1)], 0).sum().to(total.dtype)
+    return total / count.clamp(min=torch.finfo(total.dtype).tiny)
 
 
 def lovasz_grad(gt_sorted: torch.Tensor) -> torch.Tensor:

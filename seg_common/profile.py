@@ -13,6 +13,10 @@ Environment variables:
   the real VOC 2012 is present under the data root and ``sample`` otherwise.
 * ``SEG_DATA`` overrides the data root (default: ``data/`` at the repository root, or ``./data``
   when the package is installed outside a checkout, as on Colab).
+* ``SEG_RUNS`` and ``SEG_PICTURES`` move the training runs (checkpoints, histories) and the
+  figures (default: ``runs/`` and ``pictures/`` beside ``data/``). On Colab, point ``SEG_DATA`` and
+  ``SEG_RUNS`` at Google Drive: ``/content`` is wiped with the runtime.
+* ``SEG_DRY_RUN=1`` keeps every setting and cuts the work (:mod:`seg_common.dryrun`).
 
 The sample datasets live in ``<data root>/sample`` so that they never mix with real data;
 ``Profile.data_root`` already points at the right folder for the active profile.
@@ -50,16 +54,22 @@ def default_base_root() -> Path:
     return project_path("data")
 
 
+def _from_env(variable: str, default: str) -> Path:
+    value = os.environ.get(variable, "").strip()
+    return Path(value).expanduser() if value else project_path(default)
+
+
 def pictures_dir() -> Path:
-    """Where notebooks save their figures: ``pictures/`` at the repository root (``./pictures``
-    when the package is installed outside a checkout)."""
-    return project_path("pictures")
+    """Where notebooks save their figures: ``SEG_PICTURES`` when set, else ``pictures/`` at the
+    repository root (``./pictures`` when the package is installed outside a checkout)."""
+    return _from_env("SEG_PICTURES", "pictures")
 
 
 def runs_dir() -> Path:
-    """Where training runs keep checkpoints and histories: ``runs/`` at the repository root
-    (``./runs`` outside a checkout). Git ignores it."""
-    return project_path("runs")
+    """Where training runs keep checkpoints and histories: ``SEG_RUNS`` when set, else ``runs/`` at
+    the repository root (``./runs`` outside a checkout; git ignores it). On Colab point
+    ``SEG_RUNS`` at Google Drive, so that a resume after a runtime reset finds the checkpoints."""
+    return _from_env("SEG_RUNS", "runs")
 
 
 def real_voc_present(base_root: Path) -> bool:
@@ -119,12 +129,15 @@ class Profile:
         if self.is_sample:
             return (
                 f"Profile: sample ({how}) - offline sample data, small models, a few epochs. "
-                "For the real data run `bash download_data.sh voc` and set SEG_PROFILE=full."
+                "For the real data see the README (`download_data.sh voc`; on Colab its Colab section) "
+                "and set SEG_PROFILE=full."
             )
         return (
             f"Profile: full ({how}) - real datasets and the references' settings (a GPU helps). "
             "Set SEG_PROFILE=sample for the quick offline run."
         )
 
-    def __str__(self) -> str:  # print(P) gives the one-line summary
-        return self.describe()
+    def __str__(self) -> str:  # print(P) gives the one-line summary (and says so in a dry run)
+        from . import dryrun
+
+        return "\n".join(filter(None, [self.describe(), dryrun.describe()]))

@@ -367,3 +367,167 @@ def test_flip_with_a_window_flips_each_window_and_averages_overlaps():
             counts[:, left:left + 4] += 1
     got = infer_logits(conv, x, window=(4, 4), stride=(4, 3), flip=True)
     assert torch.allclose(got, total / counts, atol=1e-6)
+
+
+# ---- GPU-path bugs (issue 15) ----------------------------------------------------------------
+
+import seg_common.engine as engine  # noqa: E402
+from seg_common.models import build_model  # noqa: E402
+
+
+def _lazy_device() -> str:
+    """torch's "lazy" device: a non-CPU device that exists without a GPU (TorchScript backend)."""
+    try:
+        import torch._lazy.ts_backend
+        torch._lazy.ts_backend.init()
+    except (ImportError, RuntimeError) as exc:
+        pytest.skip(f"torch has no lazy device here ({exc})")
+    return "lazy"
+
+
+def test_resume_restores_random_states_that_the_checkpoint_put_on_another_device(sample_root, tmp_path, monkeypatch):
+    # fit loads the checkpoint with map_location=device: on a GPU the saved random states come
+    # back as GPU ByteTensors, which torch.set_rng_state and Generator.set_state refuse. The lazy
+    # device plays the GPU here.
+    device = _lazy_device()
+    loaded = engine.load_checkpoint
+
+    def load_onto_device(path, map_location="cpu"):
+        state = loaded(path, map_location)
+        state["rng"] = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in state["rng"].items()}
+        assert state["rng"]["torch"].device.type == device and "loader" in state["rng"]
+        return state
+
+    straight, _, _ = run(sample_root, 2)
+    run(sample_root, 1, ckpt=tmp_path)
+    monkeypatch.setattr(engine, "load_checkpoint", load_onto_device)
+    resumed, _, history = run(sample_root, 2, ckpt=tmp_path, resume=True)
+    assert len(history) == 2
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_resume_on_cuda(sample_root, tmp_path):
+    def cuda_run(epochs, resume):
+        torch.manual_seed(0)
+        model = TinyNet()
+        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        train_loader, val_loader = loaders(sample_root)
+        return fit(model, train_loader, val_loader, optimizer=opt, epochs=epochs, num_classes=21,
+                   checkpoint_dir=tmp_path, resume=resume, device="cuda", progress=False, verbose=False)
+
+    cuda_run(1, False)
+    assert [h["epoch"] for h in cuda_run(2, True)] == [1, 2]
+
+
+def _scheduled_run(root, ckpt, epochs, make_scheduler, resume=False):
+    torch.manual_seed(0)
+    model = TinyNet()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    train_loader, val_loader = loaders(root)
+    scheduler = make_scheduler(opt, len(train_loader))
+    return fit(model, train_loader, val_loader, optimizer=opt, scheduler=scheduler, scheduler_per_iteration=True,
+               epochs=epochs, num_classes=21, checkpoint_dir=ckpt, resume=resume, device="cpu", amp=False,
+               progress=False, verbose=False)
+
+
+@pytest.mark.parametrize("make_scheduler", [
+    lambda opt, n: torch.optim.lr_scheduler.PolynomialLR(opt, total_iters=1 * n, power=0.9),
+    lambda opt, n: torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.05, total_steps=1 * n),
+], ids=["PolynomialLR", "OneCycleLR"])
+def test_extending_a_run_past_its_schedule_is_refused(sample_root, tmp_path, make_scheduler):
+    # A run made for 1 epoch, then resumed for 2: the schedule comes back from the checkpoint and
+    # ends after epoch 1 (PolynomialLR: learning rate 0 from then on; OneCycleLR: an error).
+    _scheduled_run(sample_root, tmp_path, 1, make_scheduler)
+    with pytest.raises(CheckpointError, match=r"ends after 3 steps.*2 epochs need 6.*new checkpoint_dir"):
+        _scheduled_run(sample_root, tmp_path, 2, make_scheduler, resume=True)
+    assert load_checkpoint(tmp_path / LAST)["epoch"] == 1      # nothing was trained
+
+
+def test_a_schedule_long_enough_resumes(sample_root, tmp_path):
+    def poly(opt, n):
+        return torch.optim.lr_scheduler.PolynomialLR(opt, total_iters=2 * n, power=0.9)
+    _scheduled_run(sample_root, tmp_path, 1, poly)
+    history = _scheduled_run(sample_root, tmp_path, 2, poly, resume=True)
+    assert [h["epoch"] for h in history] == [1, 2] and history[1]["lr"] > 0
+
+
+def test_resuming_an_early_stopped_run_trains_no_more(sample_root, tmp_path):
+    def stopping_run():
+        torch.manual_seed(0)
+        model = TinyNet()
+        opt = torch.optim.SGD(model.parameters(), lr=0.0)      # mIoU never improves
+        train_loader, val_loader = loaders(sample_root)
+        history = fit(model, train_loader, val_loader, optimizer=opt, epochs=6, num_classes=21, device="cpu",
+                      early_stop_patience=2, checkpoint_dir=tmp_path, resume="auto", progress=False, verbose=False)
+        return model, history
+
+    stopped, history = stopping_run()
+    assert len(history) == 3
+    saved = (tmp_path / LAST).read_bytes()
+    resumed, again = stopping_run()
+    assert [h["epoch"] for h in again] == [1, 2, 3] and (tmp_path / LAST).read_bytes() == saved
+    for (name, a), b in zip(stopped.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name                         # BatchNorm's running stats too
+
+
+def test_the_default_loss_of_an_all_void_batch_is_zero_not_nan():
+    torch.manual_seed(0)
+    model = TinyNet(num_classes=4)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    batches = [(torch.randn(2, 3, 8, 8), torch.full((2, 8, 8), 255))]
+    loss = train_one_epoch(model, batches, opt, device="cpu", progress=False, amp=False)
+    assert loss == 0.0
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_the_default_loss_is_plain_cross_entropy_when_pixels_are_labelled():
+    torch.manual_seed(0)
+    images, targets = torch.randn(2, 3, 8, 8), torch.randint(0, 4, (2, 8, 8))
+    targets[0, :4] = 255
+    model = TinyNet(num_classes=4).eval()
+    with torch.no_grad():
+        expected = nn.CrossEntropyLoss(ignore_index=255)(model(images), targets).item()
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    model.body[3].p = 0.0                                      # no dropout: the same forward pass
+    loss = train_one_epoch(model, [(images, targets)], opt, device="cpu", progress=False, amp=False,
+                           channels_last=False, freeze_bn=True)
+    assert loss == expected
+
+
+def test_a_training_batch_of_one_image_is_a_clear_error():
+    # DeepLabV3+'s ASPP pools each image to 1x1 before a BatchNorm: a batch of one image gives it a
+    # single value per channel. A loader of 3 images in batches of 2 ends with such a batch.
+    torch.manual_seed(0)
+    model = build_model("deeplabv3plus_resnet18", num_classes=3)
+    data = torch.utils.data.TensorDataset(torch.randn(3, 3, 32, 32), torch.randint(0, 3, (3, 32, 32)))
+    loader = torch.utils.data.DataLoader(data, batch_size=2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    with pytest.raises(ValueError, match=r"batch of 1 image.*drop_last=True"):
+        train_one_epoch(model, loader, opt, device="cpu", progress=False, amp=False)
+    dropped = torch.utils.data.DataLoader(data, batch_size=2, drop_last=True)
+    assert math.isfinite(train_one_epoch(model, dropped, opt, device="cpu", progress=False, amp=False))
+
+
+class _RecordsCudnnBenchmark(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 1)
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(torch.backends.cudnn.benchmark)
+        return self.conv(x)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs CUDA"))])
+def test_cudnn_benchmark_is_on_while_training_on_cuda_and_restored(device):
+    model = _RecordsCudnnBenchmark().to(device)
+    data = torch.utils.data.TensorDataset(torch.randn(4, 3, 8, 8), torch.randint(0, 3, (4, 8, 8)))
+    before = torch.backends.cudnn.benchmark
+    train_one_epoch(model, torch.utils.data.DataLoader(data, batch_size=2), torch.optim.SGD(model.parameters(), lr=0.1),
+                    device=device, progress=False)
+    assert model.seen == [device == "cuda"] * 2
+    assert torch.backends.cudnn.benchmark == before

@@ -79,3 +79,37 @@ def test_the_engine_checkpoints_its_generators_so_a_resumed_epoch_repeats():
 def test_it_refuses_a_sampler_of_its_own():
     with pytest.raises(TypeError, match="sampler"):
         seeded_loader(RandomItems(), 2, sampler=range(10))
+
+
+def test_augmentation_seeds_only_the_cpu_generator(monkeypatch):
+    # torch.manual_seed would also reseed the CUDA (and MPS, XPU) generators, which
+    # fork_rng(devices=[]) does not restore: the model's dropout on the GPU would then follow
+    # the last sample's seed.
+    reseeded = []
+    for module in (torch.cuda, torch.xpu):
+        monkeypatch.setattr(module, "manual_seed_all", lambda seed: reseeded.append(seed))
+    monkeypatch.setattr(torch.mps, "manual_seed", lambda seed: reseeded.append(seed))
+    batches = epoch(seeded_loader(RandomItems(), 3, seed=5))
+    assert reseeded == []
+    # ...and the CPU stream is the one torch.manual_seed(seed) gives: the same batches as before.
+    sampler_seeds = [s for _, s in seeded_loader(RandomItems(), 3, seed=5).sampler]
+    torch.manual_seed(sampler_seeds[0])
+    assert torch.equal(batches[0][1][0], torch.rand(3))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_augmentation_leaves_the_cuda_generator_alone():
+    torch.cuda.manual_seed_all(0)
+    state = torch.cuda.get_rng_state()
+    epoch(seeded_loader(RandomItems(), 4, seed=1))
+    assert torch.equal(torch.cuda.get_rng_state(), state)
+
+
+def test_gpu_defaults_pin_memory_and_keep_workers():
+    data = list(range(8))
+    loader = seeded_loader(data, 2, num_workers=2)
+    assert loader.pin_memory == torch.cuda.is_available()
+    assert loader.persistent_workers is True                      # workers kept between epochs
+    assert seeded_loader(data, 2).persistent_workers is False     # no workers: nothing to keep
+    loader = seeded_loader(data, 2, num_workers=2, pin_memory=False, persistent_workers=False)
+    assert loader.pin_memory is False and loader.persistent_workers is False

@@ -35,8 +35,12 @@ class SeededSampler(Sampler):
 
 
 class SeededDataset(Dataset):
-    """``dataset[index]`` computed with torch's global generator seeded to ``seed``, for keys
-    ``(index, seed)``; the caller's generator state is restored afterwards."""
+    """``dataset[index]`` computed with torch's global CPU generator seeded to ``seed``, for keys
+    ``(index, seed)``; the caller's generator state is restored afterwards.
+
+    Only the CPU generator is seeded (the transforms draw from it): ``torch.manual_seed`` would
+    also reseed the CUDA and MPS generators, which ``fork_rng(devices=[])`` does not restore, so
+    the model's dropout on a GPU would follow the last sample's seed."""
 
     def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset
@@ -47,7 +51,7 @@ class SeededDataset(Dataset):
     def __getitem__(self, key: tuple[int, int]) -> Any:
         index, seed = key
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            torch.default_generator.manual_seed(seed)
             return self.dataset[index]
 
     def __repr__(self) -> str:
@@ -58,10 +62,17 @@ def seeded_loader(dataset: Dataset, batch_size: int, *, seed: int = 0, shuffle: 
                   drop_last: bool = False, **kwargs: Any) -> DataLoader:
     """A ``DataLoader`` over ``dataset`` whose order and augmentation are a function of ``seed``
     only. Other keyword arguments (``num_workers``, ``collate_fn``, ``pin_memory``...) go to the
-    ``DataLoader``; ``sampler``, ``batch_sampler`` and ``generator`` are this function's job."""
+    ``DataLoader``; ``sampler``, ``batch_sampler`` and ``generator`` are this function's job.
+
+    Defaults for a GPU: ``pin_memory`` is on when CUDA is available (batches are copied to the GPU
+    from page-locked memory, asynchronously), and with ``num_workers`` > 0 ``persistent_workers``
+    keeps the worker processes alive between epochs instead of starting them again each epoch
+    (each start re-imports torch and copies the dataset). Pass either explicitly to override."""
     for taken in ("sampler", "batch_sampler", "generator"):
         if taken in kwargs:
             raise TypeError(f"seeded_loader chooses the {taken} itself; do not pass {taken}=")
+    kwargs.setdefault("pin_memory", torch.cuda.is_available())
+    kwargs.setdefault("persistent_workers", kwargs.get("num_workers", 0) > 0)
     sampler = SeededSampler(dataset, shuffle, torch.Generator().manual_seed(seed))
     # The loader's own generator seeds worker processes (and is drawn from even without workers):
     # a private one leaves the global generator to the model.

@@ -383,6 +383,7 @@ def make_sample_voc(
     n_val: int = 150,
     n_aug_only: int = 100,
     seed: int = 0,
+    scale: float = SAMPLE_SCALE,
 ) -> Path:
     """Write the offline VOC 2012 sample under ``root/VOCdevkit/VOC2012`` and return that folder.
 
@@ -393,10 +394,15 @@ def make_sample_voc(
 
     Splits: ``train`` (n_train ids), ``val`` (n_val), ``trainval``, and ``train_aug`` = train plus
     ``n_aug_only`` ids that have only ``SegmentationClassAug`` masks, as SBD adds images to VOC.
+
+    ``scale``: image sizes relative to VOC's (default ``SAMPLE_SCALE``); ``make dry-run`` uses 1.0,
+    VOC's own sizes, so that the full profile's crops fit the images as they fit the real ones.
     """
     voc_dir = Path(root) / "VOCdevkit" / "VOC2012"
     settings = {"version": SAMPLE_VERSION, "n_train": n_train, "n_val": n_val,
                 "n_aug_only": n_aug_only, "seed": seed}
+    if scale != SAMPLE_SCALE:
+        settings["scale"] = scale
     if is_current(voc_dir, settings, "VOC data", "make_sample_voc", "the sample profile's data/sample"):
         return voc_dir
     if min(n_train, n_val) < 1 or n_aug_only < 0:
@@ -408,7 +414,9 @@ def make_sample_voc(
     train = sorted(ids[i] for i in order[:n_train])
     val = sorted(ids[i] for i in order[n_train:n_train + n_val])
     aug_only = sorted(ids[i] for i in order[n_train + n_val:])
-    sizes = np.array([s[:2] for s in VOC_LIKE_SIZES])
+    if scale <= 0:
+        raise ValueError(f"scale must be positive, got {scale}")
+    sizes = np.ceil(np.array([s[:2] for s in VOC_LIKE_SIZES]) * (scale / SAMPLE_SCALE) - 1e-6).astype(int)
     size_p = np.array([s[2] for s in VOC_LIKE_SIZES])
 
     tmp = partial_folder(voc_dir)

@@ -1,0 +1,172 @@
+"""The full profile's dry run (``make dry-run``): every notebook, every full-profile setting, a
+sliver of the work, offline.
+
+It builds, in a temporary folder,
+
+* a data root laid out exactly as ``download_data.sh voc voc-aug cityscapes`` leaves it: VOC 2012
+  with SBD's ``SegmentationClassAug`` and ``train_aug.txt``, and Cityscapes' ``leftImg8bit`` /
+  ``gtFine`` - written by the sample generators, without the sample marker, so the package takes
+  them for the real downloads (sample scenes at the real sizes: VOC's 500x375 and the others,
+  Cityscapes' 2048x1024; fewer images);
+* a ``TORCH_HOME`` holding stand-in ImageNet weights under torchvision's own file names (random
+  weights of the right shapes: nothing is downloaded, and a wrong file name or a missing backbone
+  fails here as it would on a learner's machine without them);
+
+then executes copies of the notebooks with ``SEG_PROFILE=full SEG_DRY_RUN=1`` (see
+:mod:`seg_common.dryrun`), runs and figures in the temporary folder: the committed notebooks,
+``runs/`` and ``pictures/`` stay untouched. Without a GPU the batches are cut to
+``--cpu-max-batch`` images (said in the output); on a GPU the full batches run, and
+``--gpu-memory-gb 16`` caps the memory PyTorch may use to that of a 16 GB card. A table at the end
+gives each notebook's time and peak memory (GPU, or the kernel's resident memory on a CPU).
+
+    .venv/bin/python tools/dry_run.py [--notebooks 03 06] [--keep] [--gpu-memory-gb 16]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
+PEAK_TAG = "DRY-RUN-PEAK"
+
+
+def build_data_root(root: Path) -> None:
+    """VOC 2012 (+ SBD's aug masks) and Cityscapes, as the real downloads lay them out."""
+    from seg_common.data.sample import make_sample_voc
+    from seg_common.data.sample_cityscapes import make_sample_cityscapes
+    from seg_common.profile import SAMPLE_MARKER, real_voc_present
+
+    voc = make_sample_voc(root, n_train=100, n_val=40, n_aug_only=20, scale=1.0)   # VOC's own sizes
+    cityscapes = make_sample_cityscapes(root / "cityscapes")
+    for folder in (voc, cityscapes):
+        (folder / SAMPLE_MARKER).unlink()            # now it looks like a real download
+    assert real_voc_present(root), "the dry run's VOC must pass for the real one"
+
+
+def stand_in_weights(torch_home: Path) -> list[str]:
+    """Random ImageNet-shaped weights under every file name torchvision would download."""
+    import torch
+    from torchvision import models
+
+    folder = torch_home / "hub" / "checkpoints"
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in BACKBONES:
+        state = getattr(models, name)(weights=None).state_dict()
+        for weights in models.get_model_weights(name):
+            target = folder / weights.url.rsplit("/", 1)[1]
+            torch.save(state, target)
+            written.append(target.name)
+    return written
+
+
+def peak_cell(gpu_memory_gb: float | None) -> tuple[str, str]:
+    """Source of the first injected cell (memory cap, peak reset) and of the last (peak report)."""
+    first = "import torch\n"
+    if gpu_memory_gb:
+        first += ("if torch.cuda.is_available():\n"
+                  f"    _total = torch.cuda.get_device_properties(0).total_memory\n"
+                  f"    torch.cuda.set_per_process_memory_fraction(min(1.0, {gpu_memory_gb} * 2**30 / _total))\n")
+    last = ("import json, resource, torch\n"
+            "_peak = {'cpu_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}\n"
+            "if torch.cuda.is_available():\n"
+            "    _peak['gpu_peak_mb'] = torch.cuda.max_memory_allocated() / 2**20\n"
+            f"print('{PEAK_TAG}', json.dumps(_peak))\n")
+    return first, last
+
+
+def run_notebook(path: Path, workdir: Path, env: dict[str, str], gpu_memory_gb: float | None,
+                 timeout: int) -> dict:
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    first, last = peak_cell(gpu_memory_gb)
+    nb.cells.insert(0, nbformat.v4.new_code_cell(first))
+    nb.cells.append(nbformat.v4.new_code_cell(last))
+    os.environ.update(env)                       # the kernel inherits the environment
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(REPO / "notebooks")}})
+    started = time.perf_counter()
+    result = {"notebook": path.name, "ok": True, "error": ""}
+    try:
+        client.execute()
+    except Exception as exc:  # CellExecutionError, a timeout, a dead kernel
+        result.update(ok=False, error=f"{type(exc).__name__}: {str(exc)[-3000:]}")
+    result["seconds"] = time.perf_counter() - started
+    for output in nb.cells[-1].get("outputs", []):
+        text = output.get("text", "")
+        if PEAK_TAG in text:
+            result.update(json.loads(text.split(PEAK_TAG, 1)[1]))
+    nbformat.write(nb, workdir / "executed" / path.name)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--notebooks", nargs="*", default=None,
+                        help="numbers or names of the notebooks to run (default: all)")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="where data, weights, runs and executed copies go (default: a temporary folder)")
+    parser.add_argument("--keep", action="store_true", help="keep the working folder afterwards")
+    parser.add_argument("--cpu-max-batch", type=int, default=2,
+                        help="without a GPU, train on at most this many images per batch (default 2)")
+    parser.add_argument("--gpu-memory-gb", type=float, default=None,
+                        help="on a GPU, let PyTorch use at most this much memory (e.g. 16 for a T4)")
+    parser.add_argument("--timeout", type=int, default=1200, help="seconds per cell (default 1200)")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    notebooks = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    if args.notebooks:
+        notebooks = [nb for nb in notebooks if any(nb.name.startswith(k) or nb.stem == k for k in args.notebooks)]
+        if not notebooks:
+            parser.error(f"no notebook matches {args.notebooks}")
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="seg-dry-run-"))
+    (workdir / "executed").mkdir(parents=True, exist_ok=True)
+    gpu = torch.cuda.is_available()
+    env = {"SEG_PROFILE": "full", "SEG_DRY_RUN": "1", "SEG_DATA": str(workdir / "data"),
+           "SEG_RUNS": str(workdir / "runs"), "SEG_PICTURES": str(workdir / "pictures"),
+           "TORCH_HOME": str(workdir / "torch")}
+    if not gpu:
+        env["SEG_DRY_RUN_MAX_BATCH"] = str(args.cpu_max_batch)
+    print(f"dry run in {workdir}")
+    print("device:", torch.cuda.get_device_name(0) if gpu else
+          f"CPU only: training batches cut to {args.cpu_max_batch} images (SEG_DRY_RUN_MAX_BATCH) "
+          "to stay inside a laptop's memory; on a GPU the full batches run")
+    started = time.perf_counter()
+    build_data_root(workdir / "data")
+    written = stand_in_weights(workdir / "torch")
+    print(f"data root and {len(written)} stand-in weight files ready in {time.perf_counter() - started:.0f} s")
+
+    results = []
+    for path in notebooks:
+        result = run_notebook(path, workdir, env, args.gpu_memory_gb if gpu else None, args.timeout)
+        results.append(result)
+        peak = (f"GPU peak {result['gpu_peak_mb']:.0f} MB" if "gpu_peak_mb" in result else
+                f"kernel RSS peak {result.get('cpu_rss_mb', float('nan')):.0f} MB")
+        print(f"{'ok  ' if result['ok'] else 'FAIL'} {path.name:<32} {result['seconds']:6.0f} s  {peak}", flush=True)
+        if not result["ok"]:
+            print("     " + result["error"].replace("\n", "\n     "), flush=True)
+    (workdir / "dry_run.json").write_text(json.dumps(results, indent=1))
+    failed = [r["notebook"] for r in results if not r["ok"]]
+    print(f"{len(results) - len(failed)}/{len(results)} notebooks ran in the full profile's dry run "
+          f"({time.perf_counter() - started:.0f} s); executed copies in {workdir / 'executed'}")
+    if not args.keep and not args.workdir:
+        shutil.rmtree(workdir, ignore_errors=True)
+    if failed:
+        print("failed:", ", ".join(failed))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
