@@ -59,17 +59,32 @@ def _from_env(variable: str, default: str) -> Path:
     return Path(value).expanduser() if value else project_path(default)
 
 
+def _dry_run() -> bool:
+    from . import dryrun
+
+    return dryrun.active()
+
+
 def pictures_dir() -> Path:
     """Where notebooks save their figures: ``SEG_PICTURES`` when set, else ``pictures/`` at the
-    repository root (``./pictures`` when the package is installed outside a checkout)."""
+    repository root (``./pictures`` when the package is installed outside a checkout). A dry run
+    (``SEG_DRY_RUN``) without ``SEG_PICTURES`` writes to ``<runs_dir()>/pictures`` instead: its
+    figures of barely trained models must not replace the real ones."""
+    if _dry_run() and not os.environ.get("SEG_PICTURES", "").strip():
+        return runs_dir() / "pictures"
     return _from_env("SEG_PICTURES", "pictures")
 
 
 def runs_dir() -> Path:
     """Where training runs keep checkpoints and histories: ``SEG_RUNS`` when set, else ``runs/`` at
     the repository root (``./runs`` outside a checkout; git ignores it). On Colab point
-    ``SEG_RUNS`` at Google Drive, so that a resume after a runtime reset finds the checkpoints."""
-    return _from_env("SEG_RUNS", "runs")
+    ``SEG_RUNS`` at Google Drive, so that a resume after a runtime reset finds the checkpoints.
+
+    A dry run (``SEG_DRY_RUN``) keeps its runs in a ``dry-run`` folder below: a notebook loads a
+    recorded run instead of training it, and resumes from ``last.pt``, so the real run must never
+    find the dry run's two-batch checkpoints in its own folder."""
+    base = _from_env("SEG_RUNS", "runs")
+    return base / "dry-run" if _dry_run() else base
 
 
 def real_voc_present(base_root: Path) -> bool:

@@ -122,3 +122,15 @@ def test_the_dry_run_voc_has_voc_sizes_and_passes_for_the_real_one(tmp_path):
     assert real_voc_present(tmp_path)                     # ... without it, it passes for the download
     with pytest.raises(ValueError, match="scale"):
         make_sample_voc(tmp_path / "other", n_train=1, n_val=1, scale=0)
+
+
+def test_a_dry_run_never_writes_into_the_real_runs_or_pictures(monkeypatch, tmp_path):
+    monkeypatch.setenv("SEG_RUNS", str(tmp_path / "runs"))
+    monkeypatch.delenv("SEG_PICTURES", raising=False)
+    monkeypatch.delenv(dryrun.ENV, raising=False)
+    real_runs, real_pictures = runs_dir(), pictures_dir()
+    monkeypatch.setenv(dryrun.ENV, "1")
+    assert runs_dir() == real_runs / "dry-run"              # a real run never resumes a dry run's checkpoint
+    assert pictures_dir() == real_runs / "dry-run" / "pictures" and pictures_dir() != real_pictures
+    monkeypatch.setenv("SEG_PICTURES", str(tmp_path / "figs"))
+    assert pictures_dir() == tmp_path / "figs"
