@@ -4,7 +4,7 @@ set -euo pipefail
 
 usage() {
     cat <<'EOF'
-Usage: bash download_data.sh [sample|voc|voc-aug|cityscapes|--help]
+Usage: bash download_data.sh [sample|voc|voc-aug|cityscapes|ade20k|--help]
 
   sample      (default) build the offline VOC-format sample in data/sample (no network, ~20 s)
   voc         PASCAL VOC 2012 trainval (2 GB): d2l's mirror first, the official host as fallback;
@@ -15,6 +15,11 @@ Usage: bash download_data.sh [sample|voc|voc-aug|cityscapes|--help]
               cityscapes-dataset.com): csDownload asks for your login, resumes an interrupted
               download, verifies MD5; extracts to data/cityscapes/{leftImg8bit,gtFine} and
               checks 2975 train / 500 val / 1525 test frames
+  ade20k      ADE20K SceneParsing, ADEChallengeData2016.zip (about 0.9 GB) from MIT: resumes a partial
+              download; no checksum is published with it, so it checks that the zip is whole,
+              then the layout and the 20,210 training / 2,000 validation images (each with its
+              annotation) after extraction; extracts to data/ADEChallengeData2016. The instance
+              annotations (annotations_instance.tar, Places Challenge 2017) are not fetched.
 
 Running a command again when its data is complete does nothing.
 
@@ -26,6 +31,8 @@ Environment:
   VOC_NEED_MB, SBD_NEED_MB, CITYSCAPES_NEED_MB   free disk space required before downloading
   CSDOWNLOAD        the csDownload command (default: on PATH, else next to $PYTHON)
   CITYSCAPES_EXPECT frames expected in train, val and test (default: "2975 500 1525")
+  ADE20K_URL, ADE20K_SHA1   override the URL; a SHA1 to verify the zip against (default: none)
+  ADE20K_NEED_MB, ADE20K_EXPECT   free disk space; images expected (default: "20210 2000")
   KEEP_ARCHIVES=1   keep the downloaded archives after extraction
 EOF
 }
@@ -47,6 +54,9 @@ SBD_MD5="${SBD_MD5:-82b4d87ceb2ed10f6038a1cba92111cb}"
 SBD_NEED_MB="${SBD_NEED_MB:-3000}"       # 1.4 GB archive + the labels extracted
 CITYSCAPES_PACKAGES="gtFine_trainvaltest.zip leftImg8bit_trainvaltest.zip"
 CITYSCAPES_NEED_MB="${CITYSCAPES_NEED_MB:-24000}"   # 11.6 GB of archives + as much extracted
+ADE20K_URL="${ADE20K_URL:-http://data.csail.mit.edu/places/ADEchallenge/ADEChallengeData2016.zip}"
+ADE20K_SHA1="${ADE20K_SHA1:-}"           # none published: the zip's integrity and the counts are checked
+ADE20K_NEED_MB="${ADE20K_NEED_MB:-2500}" # the archive (about 0.9 GB) + about 1 GB extracted
 
 die() { echo "error: $*" >&2; exit 1; }
 say() { echo "[download_data] $*"; }
@@ -71,12 +81,17 @@ print(h.hexdigest())
 PY
 }
 
-# fetch URL ALGO SUM DEST: download (resuming DEST.part), verify, rename to DEST.
-# A file that fails the checksum is moved to DEST.bad and never extracted. Returns 1 on failure.
+verified() {  # verified FILE ALGO SUM: FILE has checksum SUM or, when SUM is empty, is a whole zip
+    if [ -n "$3" ]; then [ "$(checksum "$1" "$2")" = "$3" ]; else zip_complete "$1"; fi
+}
+
+# fetch URL ALGO SUM DEST: download (resuming DEST.part), verify, rename to DEST. An empty SUM
+# (no checksum published) verifies that the file is a whole zip archive instead.
+# A file that fails the check is moved to DEST.bad and never extracted. Returns 1 on failure.
 fetch() {
     local url=$1 algo=$2 sum=$3 dest=$4 part="$4.part" rc=0 got
     mkdir -p "$(dirname "$dest")"
-    if [ -f "$dest" ] && [ "$(checksum "$dest" "$algo")" = "$sum" ]; then
+    if [ -f "$dest" ] && verified "$dest" "$algo" "$sum"; then
         say "$(basename "$dest") already downloaded and verified"
         return 0
     fi
@@ -100,18 +115,22 @@ fetch() {
         # A complete .part makes the server refuse the range; a short one is kept for next time.
         say "curl exit $rc; checking what was downloaded"
     fi
-    got=$(checksum "$part" "$algo")
-    if [ "$got" != "$sum" ]; then
+    if ! verified "$part" "$algo" "$sum"; then
         if [ "$rc" -ne 0 ]; then
             echo "error: download of $url stopped early (curl exit $rc); run again to resume from $part" >&2
             return 1
         fi
         mv -f "$part" "$dest.bad"
-        echo "error: checksum mismatch for $url: expected $algo $sum, got $got. The file is kept at $dest.bad for inspection and was not extracted; delete it and run again." >&2
+        if [ -n "$sum" ]; then
+            got=$(checksum "$dest.bad" "$algo")
+            echo "error: checksum mismatch for $url: expected $algo $sum, got $got. The file is kept at $dest.bad for inspection and was not extracted; delete it and run again." >&2
+        else
+            echo "error: $url did not give a complete zip archive. The file is kept at $dest.bad for inspection and was not extracted; delete it and run again." >&2
+        fi
         return 1
     fi
     mv -f "$part" "$dest"
-    say "verified $(basename "$dest") ($algo $sum)"
+    if [ -n "$sum" ]; then say "verified $(basename "$dest") ($algo $sum)"; else say "$(basename "$dest") is a complete zip archive"; fi
 }
 
 # extract ARCHIVE TMPDIR [tar member patterns...]: unpack into a temporary folder inside $DATA.
@@ -238,11 +257,52 @@ cmd_cityscapes() {
     say "Cityscapes ready in $cs (the loader maps labelIds to trainIds itself: no csCreateTrainIdLabelImgs needed)"
 }
 
+ade20k_check() {  # counts the images per split and their annotations; fails when some are missing
+    # shellcheck disable=SC2086  # ADE20K_EXPECT holds two numbers
+    "$PYTHON" -m seg_common.data.ade20k --check "$1" --expect ${ADE20K_EXPECT:-20210 2000}
+}
+
+cmd_ade20k() {
+    local ade="$DATA/ADEChallengeData2016" archive="$DOWNLOADS/ADEChallengeData2016.zip" tmp="$DATA/.extract-ade20k"
+    if [ -f "$ade/.download_complete" ]; then
+        say "ADE20K is already in $ade"; return 0
+    fi
+    [ -f "$ade/.seg_common_sample" ] \
+        && die "$ade holds the generated ADE20K sample; move it away (the sample belongs in $DATA/sample/ade20k) and run this again"
+    if [ -d "$ade" ]; then
+        if ade20k_check "$ade" >/dev/null 2>&1; then
+            say "found a complete ADE20K in $ade (not downloaded by this script); leaving it as it is"
+            touch "$ade/.download_complete"; return 0
+        fi
+        die "$ade exists but is incomplete (see: \"$PYTHON\" -m seg_common.data.ade20k --check $ade); move it away and run this again"
+    fi
+    [ -f "$archive" ] || need_disk "$ADE20K_NEED_MB"
+    fetch "$ADE20K_URL" sha1 "$ADE20K_SHA1" "$archive" \
+        || die "ADE20K could not be downloaded from $ADE20K_URL (see above). Download ADEChallengeData2016.zip by hand into $DOWNLOADS and run this again."
+    rm -rf "$tmp"; mkdir -p "$tmp"
+    say "extracting $(basename "$archive")"
+    if command -v unzip >/dev/null; then
+        unzip -q "$archive" -d "$tmp" || die "could not extract $archive (damaged archive or disk full); delete it and run again"
+    else
+        "$PYTHON" -m zipfile -e "$archive" "$tmp" || die "could not extract $archive (damaged archive or disk full); delete it and run again"
+    fi
+    [ -d "$tmp/ADEChallengeData2016/images/training" ] && [ -d "$tmp/ADEChallengeData2016/annotations/training" ] \
+        || die "$archive does not hold ADEChallengeData2016/images/training and annotations/training; is it the SceneParsing zip?"
+    ade20k_check "$tmp/ADEChallengeData2016" \
+        || die "ADE20K is incomplete after extraction (see above); delete $archive and run this again"
+    mv "$tmp/ADEChallengeData2016" "$ade"
+    rm -rf "$tmp"
+    touch "$ade/.download_complete"
+    [ "${KEEP_ARCHIVES:-0}" = 1 ] || rm -f "$archive"
+    say "ADE20K ready in $ade (150 classes, objectInfo150.txt). For the 100 thing classes, put the Places Challenge 2017 annotations_instance/ and instanceInfo100_train.txt beside images/ (see seg_common.data.ade20k)."
+}
+
 case "${1:-sample}" in
     -h|--help|help) usage ;;
     sample) cmd_sample ;;
     voc) cmd_voc ;;
     voc-aug) cmd_voc_aug ;;
     cityscapes) cmd_cityscapes ;;
+    ade20k) cmd_ade20k ;;
     *) usage >&2; die "unknown command '${1}'" ;;
 esac

@@ -269,3 +269,80 @@ def test_cityscapes_incomplete_layout_is_an_error(cityscapes_zips, tmp_path):
     assert result.returncode != 0
     assert "expected 2975" in result.stderr and "incomplete after extraction" in result.stderr
     assert not (tmp_path / "cityscapes" / ".download_complete").exists()
+
+
+@pytest.fixture(scope="module")
+def ade_zip(tmp_path_factory) -> bytes:
+    """A small zip laid out exactly like ADEChallengeData2016.zip (12 training / 9 validation)."""
+    from seg_common.data.sample_ade20k import make_sample_ade20k
+
+    root = make_sample_ade20k(tmp_path_factory.mktemp("ade_zip"), n_train=12, n_val=9)
+    ade = root / "ADEChallengeData2016"
+    (ade / SAMPLE_MARKER).unlink()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in sorted(ade.rglob("*")):
+            if "annotations_instance" not in path.parts:       # not in the SceneParsing zip
+                archive.write(path, path.relative_to(root))
+    return buffer.getvalue()
+
+
+def ade_env(server, data: bytes, **extra) -> dict:
+    server.files["ade.zip"] = data
+    return {"ADE20K_URL": f"{server.url}/ade.zip", "ADE20K_EXPECT": "12 9", **extra}
+
+
+def test_ade20k_resumes_checks_counts_then_nothing_to_do(server, ade_zip, tmp_path):
+    part = tmp_path / "downloads" / "ADEChallengeData2016.zip.part"
+    part.parent.mkdir(parents=True)
+    half = len(ade_zip) // 2
+    part.write_bytes(ade_zip[:half])                                            # an interrupted download
+    result = run("ade20k", tmp_path, **ade_env(server, ade_zip))
+    assert result.returncode == 0, result.stderr
+    assert "resuming" in result.stdout and server.log[0][1] == f"bytes={half}-"
+    assert "complete zip archive" in result.stdout and "training  :    12 images" in result.stdout
+    ade = tmp_path / "ADEChallengeData2016"
+    assert len(list((ade / "images/training").glob("*.jpg"))) == 12
+    assert len(list((ade / "annotations/validation").glob("*.png"))) == 9
+    assert (ade / "objectInfo150.txt").is_file() and (ade / ".download_complete").exists()
+    assert not (tmp_path / "downloads/ADEChallengeData2016.zip").exists()      # archive removed
+    assert not (tmp_path / ".extract-ade20k").exists()
+    requests = len(server.log)
+    again = run("ade20k", tmp_path, **ade_env(server, ade_zip))
+    assert again.returncode == 0 and "already" in again.stdout
+    assert len(server.log) == requests                                           # no second download
+
+
+def test_ade20k_without_checksum_rejects_a_broken_zip(server, ade_zip, tmp_path):
+    broken = ade_zip[: len(ade_zip) - 100]                   # the central directory is cut off
+    result = run("ade20k", tmp_path, **ade_env(server, broken))
+    assert result.returncode != 0
+    assert "not give a complete zip archive" in result.stderr and "not extracted" in result.stderr
+    assert (tmp_path / "downloads/ADEChallengeData2016.zip.bad").read_bytes() == broken
+    assert not (tmp_path / "ADEChallengeData2016").exists()
+
+
+def test_ade20k_with_a_checksum_verifies_it(server, ade_zip, tmp_path):
+    bad = run("ade20k", tmp_path, **ade_env(server, ade_zip, ADE20K_SHA1="0" * 40))
+    assert bad.returncode != 0 and "checksum mismatch" in bad.stderr
+    good = run("ade20k", tmp_path / "ok", **ade_env(server, ade_zip, ADE20K_SHA1=hashlib.sha1(ade_zip).hexdigest()))
+    assert good.returncode == 0, good.stderr
+    assert "verified ADEChallengeData2016.zip (sha1" in good.stdout
+
+
+def test_ade20k_wrong_image_counts_are_an_error(server, ade_zip, tmp_path):
+    result = run("ade20k", tmp_path, **ade_env(server, ade_zip, ADE20K_EXPECT="20210 2000"))
+    assert result.returncode != 0
+    assert "expected 20210" in result.stderr and "incomplete after extraction" in result.stderr
+    assert not (tmp_path / "ADEChallengeData2016").exists()
+
+
+def test_ade20k_disk_check_and_refusing_the_sample(server, ade_zip, tmp_path):
+    result = run("ade20k", tmp_path, **ade_env(server, ade_zip, ADE20K_NEED_MB=str(10 ** 9)))
+    assert result.returncode != 0 and "not enough disk space" in result.stderr
+    assert server.log == []
+    (tmp_path / "ADEChallengeData2016").mkdir()
+    (tmp_path / "ADEChallengeData2016" / SAMPLE_MARKER).write_text("{}")
+    result = run("ade20k", tmp_path, **ade_env(server, ade_zip))
+    assert result.returncode != 0 and "generated ADE20K sample" in result.stderr
+    assert run("--help", tmp_path).stdout.count("ade20k") >= 2

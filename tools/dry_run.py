@@ -158,9 +158,10 @@ def main(argv: list[str] | None = None) -> int:
             print("     " + result["error"].replace("\n", "\n     "), flush=True)
     (workdir / "dry_run.json").write_text(json.dumps(results, indent=1))
     failed = [r["notebook"] for r in results if not r["ok"]]
+    kept = args.keep or args.workdir is not None
     print(f"{len(results) - len(failed)}/{len(results)} notebooks ran in the full profile's dry run "
-          f"({time.perf_counter() - started:.0f} s); executed copies in {workdir / 'executed'}")
-    if not args.keep and not args.workdir:
+          f"({time.perf_counter() - started:.0f} s)" + (f"; executed copies in {workdir / 'executed'}" if kept else ""))
+    if not kept:
         shutil.rmtree(workdir, ignore_errors=True)
     if failed:
         print("failed:", ", ".join(failed))

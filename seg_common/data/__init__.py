@@ -44,3 +44,22 @@ def prepare_cityscapes(profile: Profile) -> Path:
             "`bash download_data.sh cityscapes` (a free account is needed), or set SEG_PROFILE=sample."
         )
     return root
+
+
+def prepare_ade20k(profile: Profile) -> Path:
+    """Make sure the profile's ADE20K is on disk and return the root to pass to
+    :class:`~seg_common.data.ade20k.ADE20KSegmentation` (the folder holding ``ADEChallengeData2016``).
+
+    Sample profile: builds the offline sample in ``<data root>/ade20k`` (a no-op once built).
+    Full profile: checks that ``download_data.sh ade20k`` has run and says how to run it if not.
+    """
+    if profile.is_sample:
+        from .sample_ade20k import make_sample_ade20k
+
+        return make_sample_ade20k(profile.data_root / "ade20k")
+    if not (profile.data_root / "ADEChallengeData2016" / "images").is_dir():
+        raise FileNotFoundError(
+            f"The full profile needs the real ADE20K in {profile.data_root / 'ADEChallengeData2016'}. "
+            "Fetch it with `bash download_data.sh ade20k` (923 MB), or set SEG_PROFILE=sample."
+        )
+    return profile.data_root
