@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .voc import to_item
+from .voc import read_pair, to_item
 
 ADE_DIR = "ADEChallengeData2016"
 SPLITS = ("training", "validation")
@@ -294,19 +294,7 @@ class ADE20KSegmentation(torch.utils.data.Dataset):
             return np.asarray(img.convert("RGB"))
 
     def _read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        if self._cache is not None and index in self._cache:
-            return self._cache[index]
-        image = self.read_image(index)
-        mask = self.read_mask(index)
-        if image.shape[:2] != mask.shape:
-            raise ValueError(
-                f"Image {self.images[index]} is {image.shape[1]}x{image.shape[0]} but its annotation "
-                f"{self.masks[index]} is {mask.shape[1]}x{mask.shape[0]} (width x height); "
-                "image and annotation must have the same size. Was one of them resized?"
-            )
-        if self._cache is not None:
-            self._cache[index] = (image, mask)
-        return image, mask
+        return read_pair(self, index, "annotation", " Was one of them resized?")
 
     def __getitem__(self, index: int):
         return to_item(self, index)

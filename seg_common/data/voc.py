@@ -142,19 +142,7 @@ class VOCSegmentation(torch.utils.data.Dataset):
             return np.asarray(img.convert("RGB"))
 
     def _read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        if self._cache is not None and index in self._cache:
-            return self._cache[index]
-        image = self.read_image(index)
-        mask = self.read_mask(index)
-        if image.shape[:2] != mask.shape:
-            raise ValueError(
-                f"Image {self.images[index]} is {image.shape[1]}x{image.shape[0]} but its mask "
-                f"{self.masks[index]} is {mask.shape[1]}x{mask.shape[0]} (width x height); "
-                "image and mask must have the same size."
-            )
-        if self._cache is not None:
-            self._cache[index] = (image, mask)
-        return image, mask
+        return read_pair(self, index)
 
     def __getitem__(self, index: int):
         return to_item(self, index)
@@ -188,6 +176,24 @@ def read_label_png(path: str | Path, num_classes: int, ignore_index: int = IGNOR
             f"nor {ignore_index} (void). Is it a label file of this dataset?"
         )
     return mask
+
+
+def read_pair(dataset, index: int, mask_word: str = "mask", hint: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """``(image, mask)`` arrays of item ``index`` for the file-backed datasets (``dataset.read_image``,
+    ``dataset.read_mask``), checked to be the same size and kept in ``dataset._cache`` when it has one."""
+    cache = dataset._cache
+    if cache is not None and index in cache:
+        return cache[index]
+    image, mask = dataset.read_image(index), dataset.read_mask(index)
+    if image.shape[:2] != mask.shape:
+        raise ValueError(
+            f"Image {dataset.images[index]} is {image.shape[1]}x{image.shape[0]} but its {mask_word} "
+            f"{dataset.masks[index]} is {mask.shape[1]}x{mask.shape[0]} (width x height); "
+            f"image and {mask_word} must have the same size.{hint}"
+        )
+    if cache is not None:
+        cache[index] = (image, mask)
+    return image, mask
 
 
 def to_item(dataset, index: int):
