@@ -456,6 +456,7 @@ def evaluate(
     window: Sequence[int] | None = None,
     stride: Sequence[int] | None = None,
     flip: bool = False,
+    all_reduce: Callable[[torch.Tensor], None] | None = None,
 ) -> dict[str, Any]:
     """Score ``model`` on ``loader`` (whole images, not crops: give it an eval loader).
 
@@ -466,6 +467,11 @@ def evaluate(
     Accumulates one confusion matrix, so memory does not grow with the dataset. Returns
     ``{"loss", "pixel_acc", "mean_acc", "miou", "iou": [per class]}``; ``loss`` is the mean
     cross-entropy over the non-void pixels of the whole set.
+
+    ``all_reduce`` (for several processes, each scoring its own share of the images, as
+    :mod:`seg_common.distributed` does): a function that sums a tensor over the processes in place;
+    the confusion matrix and the loss are summed before the scores are computed, so every process
+    returns the scores of the whole set.
     """
     device = torch.device(device) if device is not None else default_device()
     dtype = autocast_dtype(device, amp)
@@ -496,6 +502,12 @@ def evaluate(
             loss_sum += loss_fn(logits, targets).double() * targets.shape[0]
             pixels += targets.shape[0]
         cm.update(logits.argmax(1).cpu(), targets.cpu())
+    if all_reduce is not None:
+        totals = torch.cat([cm.mat.double().flatten(), loss_sum.detach().cpu().reshape(1),
+                            torch.tensor([float(pixels)], dtype=torch.float64)])
+        all_reduce(totals)
+        cm.mat.copy_(totals[:-2].round().to(torch.int64).view_as(cm.mat))
+        loss_sum, pixels = totals[-2], int(totals[-1])
     scores = cm.compute()
     return {"loss": float(loss_sum) / max(pixels, 1), **scores.as_dict(),
             "iou": [round(float(v), 6) for v in scores.iou]}
@@ -567,6 +579,8 @@ def fit(
     settings: dict | None = None,
     progress: bool = True,
     verbose: bool = True,
+    all_reduce: Callable[[torch.Tensor], None] | None = None,
+    write_checkpoints: bool = True,
 ) -> list[dict[str, Any]]:
     """Train ``model`` for ``epochs`` epochs, validating after each; return the history.
 
@@ -591,6 +605,12 @@ def fit(
         tensorboard_dir: also log every number of the history to TensorBoard there.
         settings: the run's hyper-parameters (plain values), stored in the checkpoints; a resume
             with different settings (other than ``epochs``) is refused.
+        all_reduce, write_checkpoints: for one of several processes (``torchrun``,
+            :mod:`seg_common.train`): ``val_loader`` holds this process's share of the validation
+            images, scored by the unwrapped model (``model.module``: a DDP wrapper would synchronise
+            buffers at every forward pass, and the shares may differ in length) and summed over the
+            processes by ``all_reduce`` (see :func:`evaluate`); ``write_checkpoints=False`` reads
+            ``checkpoint_dir`` to resume but writes nothing there (only rank 0 writes).
 
     Each history record holds ``epoch, lr, train_loss, train_seconds, seconds`` (training only,
     and the whole epoch with validation) and, for epochs that were validated, ``val_loss, pixel_acc, mean_acc, miou, iou`` (per class).
@@ -614,7 +634,7 @@ def fit(
     if resume not in (True, False, "auto"):
         raise ValueError(f"resume must be True, False or 'auto', got {resume!r}")
 
-    if ckpt_dir is not None and ckpt_dir.is_dir():
+    if ckpt_dir is not None and ckpt_dir.is_dir() and write_checkpoints:
         remove_stale_temporaries(ckpt_dir)         # left by a process killed while saving
     if resume and not (resume == "auto" and not (ckpt_dir / LAST).exists()):
         path = ckpt_dir / LAST
@@ -674,8 +694,9 @@ def fit(
             if record_steps:
                 record.update(step_loss=step_losses, step_lr=step_lrs)
             if val_loader is not None and ((epoch + 1) % eval_every == 0 or epoch + 1 == epochs):
-                scores = evaluate(model, val_loader, num_classes, device=device, amp=amp,
-                                  channels_last=channels_last, progress=progress)
+                scored = getattr(model, "module", model) if all_reduce is not None else model
+                scores = evaluate(scored, val_loader, num_classes, device=device, amp=amp,
+                                  channels_last=channels_last, progress=progress, all_reduce=all_reduce)
                 record.update(val_loss=scores["loss"], pixel_acc=scores["pixel_acc"],
                               mean_acc=scores["mean_acc"], miou=scores["miou"], iou=scores["iou"])
             record["seconds"] = time.perf_counter() - started
@@ -688,7 +709,7 @@ def fit(
             if "miou" in record:
                 improved = record["miou"] > best_miou
                 best_miou, stale = (record["miou"], 0) if improved else (best_miou, stale + 1)
-            if ckpt_dir is not None:
+            if ckpt_dir is not None and write_checkpoints:
                 state = {
                     "format": CHECKPOINT_FORMAT, "model": getattr(model, "module", model).state_dict(),
                     "model_class": _model_name(model), "optimizer": optimizer.state_dict(),
