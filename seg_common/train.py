@@ -574,9 +574,9 @@ def run(config: TrainConfig) -> list[dict[str, Any]]:
         check_single_image_batch(config, sync_bn)
         if sync_bn:
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        from .engine import _use_channels_last
+        from .devices import use_channels_last
 
-        if _use_channels_last("auto", device):
+        if use_channels_last("auto", device):
             model = model.to(memory_format=torch.channels_last)
         optimizer = make_optimizer(config, model)
         scheduler = make_scheduler(config, optimizer, config.epochs * len(train_loader))

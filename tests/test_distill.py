@@ -78,12 +78,11 @@ def test_the_engine_records_each_part_of_a_composite_loss_and_they_add_up():
     model = Distiller(student, teacher)
     data = [(torch.randn(2, 3, 32, 32), torch.randint(0, 3, (2, 32, 32))) for _ in range(2)]
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01)
-    parts = {}
-    total = train_one_epoch(model, data, opt, loss_fn=DistillationLoss(with_aux(weight=0.4), alpha=0.5),
-                            device="cpu", progress=False, loss_parts=parts)
+    stats = train_one_epoch(model, data, opt, loss_fn=DistillationLoss(with_aux(weight=0.4), alpha=0.5),
+                            device="cpu", progress=False)
+    parts = stats.parts
     assert set(parts) == {"main", "aux", "distill"}
-    assert abs(total - (parts["main"] + 0.4 * parts["aux"] + 0.5 * parts["distill"])) < 1e-5
-    plain = {}
-    train_one_epoch(student, data, torch.optim.SGD(student.parameters(), lr=0.0), loss_fn=with_aux(),
-                    device="cpu", progress=False, loss_parts=plain)
+    assert abs(stats.loss - (parts["main"] + 0.4 * parts["aux"] + 0.5 * parts["distill"])) < 1e-5
+    plain = train_one_epoch(student, data, torch.optim.SGD(student.parameters(), lr=0.0), loss_fn=with_aux(),
+                            device="cpu", progress=False).parts
     assert set(plain) == {"main", "aux"}

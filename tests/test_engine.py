@@ -214,9 +214,8 @@ def test_a_short_last_accumulation_group_is_not_scaled_down():
     model, ref = nn.Conv2d(3, 4, 1), nn.Conv2d(3, 4, 1)
     ref.load_state_dict(model.state_dict())
     opt = torch.optim.SGD(model.parameters(), lr=0.3)
-    step_losses = []
-    mean = train_one_epoch(model, batches, opt, device="cpu", grad_accum_steps=2, progress=False,
-                           step_losses=step_losses, amp=False)
+    stats = train_one_epoch(model, batches, opt, device="cpu", grad_accum_steps=2, progress=False, amp=False)
+    step_losses, mean = stats.step_losses, float(stats)
     ref_opt = torch.optim.SGD(ref.parameters(), lr=0.3)
     expected_steps = []
     for group in ([0, 1], [2, 3], [4]):
@@ -228,6 +227,7 @@ def test_a_short_last_accumulation_group_is_not_scaled_down():
     assert torch.allclose(model.weight, ref.weight, atol=1e-6) and torch.allclose(model.bias, ref.bias, atol=1e-6)
     assert step_losses == pytest.approx(expected_steps, rel=1e-5)
     assert len(step_losses) == 3 and mean == pytest.approx(sum(expected_steps[:2]) * 2 / 5 + expected_steps[2] / 5, rel=1e-5)
+    assert stats.batches == 5 and stats.step_lrs == [[0.3]] * 3
 
 
 def test_predict_returns_the_class_map_at_the_image_size():
@@ -477,7 +477,7 @@ def test_the_default_loss_of_an_all_void_batch_is_zero_not_nan():
     model = TinyNet(num_classes=4)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     batches = [(torch.randn(2, 3, 8, 8), torch.full((2, 8, 8), 255))]
-    loss = train_one_epoch(model, batches, opt, device="cpu", progress=False, amp=False)
+    loss = train_one_epoch(model, batches, opt, device="cpu", progress=False, amp=False).loss
     assert loss == 0.0
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
@@ -492,7 +492,7 @@ def test_the_default_loss_is_plain_cross_entropy_when_pixels_are_labelled():
     opt = torch.optim.SGD(model.parameters(), lr=0.0)
     model.body[3].p = 0.0                                      # no dropout: the same forward pass
     loss = train_one_epoch(model, [(images, targets)], opt, device="cpu", progress=False, amp=False,
-                           channels_last=False, freeze_bn=True)
+                           channels_last=False, freeze_bn=True).loss
     assert loss == expected
 
 
@@ -507,7 +507,7 @@ def test_a_training_batch_of_one_image_is_a_clear_error():
     with pytest.raises(ValueError, match=r"batch of 1 image.*drop_last=True"):
         train_one_epoch(model, loader, opt, device="cpu", progress=False, amp=False)
     dropped = torch.utils.data.DataLoader(data, batch_size=2, drop_last=True)
-    assert math.isfinite(train_one_epoch(model, dropped, opt, device="cpu", progress=False, amp=False))
+    assert math.isfinite(train_one_epoch(model, dropped, opt, device="cpu", progress=False, amp=False).loss)
 
 
 class _RecordsCudnnBenchmark(nn.Module):

@@ -3,7 +3,7 @@ import torch
 from torch.utils.data import Dataset
 
 from seg_common.data.loading import seeded_loader
-from seg_common.engine import _loader_generators
+from seg_common.checkpoints import _loader_generators
 
 
 class RandomItems(Dataset):
