@@ -134,3 +134,16 @@ def test_a_dry_run_never_writes_into_the_real_runs_or_pictures(monkeypatch, tmp_
     assert pictures_dir() == real_runs / "dry-run" / "pictures" and pictures_dir() != real_pictures
     monkeypatch.setenv("SEG_PICTURES", str(tmp_path / "figs"))
     assert pictures_dir() == tmp_path / "figs"
+
+
+def test_the_dry_run_ade20k_passes_for_the_download_with_its_instance_annotations(tmp_path):
+    # notebook 09's full profile in the dry run: ADEChallengeData2016 without the sample marker
+    from seg_common.data import prepare_ade20k
+    from seg_common.data.ade20k import ADE_DIR, ADE20KSegmentation
+    from seg_common.data.sample_ade20k import make_sample_ade20k
+
+    ade = make_sample_ade20k(tmp_path, n_train=9, n_val=9) / ADE_DIR
+    (ade / SAMPLE_MARKER).unlink()
+    root = prepare_ade20k(Profile("full", tmp_path))
+    things = ADE20KSegmentation(root, "training", annotations="instance")
+    assert len(things) == 9 and things.classes[0] != "thing 1"    # the instance list is read, not made up

@@ -3,11 +3,12 @@ sliver of the work, offline.
 
 It builds, in a temporary folder,
 
-* a data root laid out exactly as ``download_data.sh voc voc-aug cityscapes`` leaves it: VOC 2012
-  with SBD's ``SegmentationClassAug`` and ``train_aug.txt``, and Cityscapes' ``leftImg8bit`` /
-  ``gtFine`` - written by the sample generators, without the sample marker, so the package takes
-  them for the real downloads (sample scenes at the real sizes: VOC's 500x375 and the others,
-  Cityscapes' 2048x1024; fewer images);
+* a data root laid out exactly as ``download_data.sh voc voc-aug cityscapes ade20k`` leaves it: VOC 2012
+  with SBD's ``SegmentationClassAug`` and ``train_aug.txt``, Cityscapes' ``leftImg8bit`` /
+  ``gtFine``, and ADE20K's ``ADEChallengeData2016`` with the instance annotations beside it -
+  written by the sample generators, without the sample marker, so the package takes them for the
+  real downloads (sample scenes at the real sizes: VOC's 500x375 and the others, Cityscapes'
+  2048x1024; ADE20K's at the sample's own sizes, its generator having no other; fewer images);
 * a ``TORCH_HOME`` holding stand-in ImageNet weights under torchvision's own file names (random
   weights of the right shapes: nothing is downloaded, and a wrong file name or a missing backbone
   fails here as it would on a learner's machine without them);
@@ -33,19 +34,22 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
+BACKBONES = ("alexnet", "resnet18", "resnet34", "resnet50", "resnet101")
 PEAK_TAG = "DRY-RUN-PEAK"
 
 
 def build_data_root(root: Path) -> None:
-    """VOC 2012 (+ SBD's aug masks) and Cityscapes, as the real downloads lay them out."""
+    """VOC 2012 (+ SBD's aug masks), Cityscapes and ADE20K, as the real downloads lay them out."""
+    from seg_common.data.ade20k import ADE_DIR
     from seg_common.data.sample import make_sample_voc
+    from seg_common.data.sample_ade20k import make_sample_ade20k
     from seg_common.data.sample_cityscapes import make_sample_cityscapes
     from seg_common.profile import SAMPLE_MARKER, real_voc_present
 
     voc = make_sample_voc(root, n_train=100, n_val=40, n_aug_only=20, scale=1.0)   # VOC's own sizes
     cityscapes = make_sample_cityscapes(root / "cityscapes")
-    for folder in (voc, cityscapes):
+    ade20k = make_sample_ade20k(root, n_train=40, n_val=20) / ADE_DIR
+    for folder in (voc, cityscapes, ade20k):
         (folder / SAMPLE_MARKER).unlink()            # now it looks like a real download
     assert real_voc_present(root), "the dry run's VOC must pass for the real one"
 
