@@ -63,3 +63,31 @@ def prepare_ade20k(profile: Profile) -> Path:
             "Fetch it with `bash download_data.sh ade20k` (923 MB), or set SEG_PROFILE=sample."
         )
     return profile.data_root
+
+
+def prepare_cornell(profile: Profile) -> Path:
+    """Make sure the profile's Cornell grasping data is on disk and return the root to pass to
+    :class:`~seg_common.data.cornell.CornellGrasping` (the folder holding ``01`` .. ``10``).
+
+    Sample profile: builds the offline sample in ``<data root>/cornell`` (a no-op once built).
+    Full profile: checks ``<data root>/cornell`` for the scenes and their depth images and says
+    how to get them if not.
+    """
+    root = profile.data_root / "cornell"
+    if profile.is_sample:
+        from .sample_cornell import make_sample_cornell
+
+        return make_sample_cornell(root)
+    positives = sorted(root.glob("*/pcd*cpos.txt"))
+    if not positives:
+        raise FileNotFoundError(
+            f"The full profile needs the Cornell grasping dataset in {root} (folders 01 .. 10). It has "
+            "no official mirror we can verify: see the README for where to get it, or set SEG_PROFILE=sample."
+        )
+    if not positives[0].with_name(positives[0].name.replace("cpos.txt", "d.tiff")).is_file():
+        raise FileNotFoundError(
+            f"{root} holds the Cornell scenes but not their depth images (pcdNNNNd.tiff). Write them "
+            "with GG-CNN's `python -m utils.dataset_processing.generate_cornell_depth "
+            f"{root}` (github.com/dougsm/ggcnn)."
+        )
+    return root
