@@ -111,6 +111,7 @@ def fit(
     verbose: bool = True,
     all_reduce: Callable[[torch.Tensor], None] | None = None,
     write_checkpoints: bool = True,
+    ignore_index: int = 255,
 ) -> list[dict[str, Any]]:
     """Train ``model`` for ``epochs`` epochs, validating after each; return the history.
 
@@ -141,6 +142,9 @@ def fit(
             buffers at every forward pass, and the shares may differ in length) and summed over the
             processes by ``all_reduce`` (see :func:`evaluate`); ``write_checkpoints=False`` reads
             ``checkpoint_dir`` to resume but writes nothing there (only rank 0 writes).
+        ignore_index: the label that validation neither scores nor counts in its loss (255, the
+            course's void; 0 for labels numbered void-first, as a learner's ADE20K run in notebook
+            09 - give the training ``loss_fn`` the same, e.g. ``nn.CrossEntropyLoss(ignore_index=0)``).
 
     Each history record holds ``epoch, lr, train_loss, train_seconds, seconds`` (training only,
     and the whole epoch with validation) and, for epochs that were validated, ``val_loss, pixel_acc, mean_acc, miou, iou`` (per class).
@@ -221,7 +225,7 @@ def fit(
                 record.update(step_loss=stats.step_losses, step_lr=stats.step_lrs)
             if val_loader is not None and ((epoch + 1) % eval_every == 0 or epoch + 1 == epochs):
                 scored = getattr(model, "module", model) if all_reduce is not None else model
-                scores = evaluate(scored, val_loader, num_classes, device=device, amp=amp,
+                scores = evaluate(scored, val_loader, num_classes, device=device, amp=amp, ignore_index=ignore_index,
                                   channels_last=channels_last, progress=progress, all_reduce=all_reduce)
                 record.update(val_loss=scores["loss"], pixel_acc=scores["pixel_acc"],
                               mean_acc=scores["mean_acc"], miou=scores["miou"], iou=scores["iou"])

@@ -531,3 +531,21 @@ def test_cudnn_benchmark_is_on_while_training_on_cuda_and_restored(device):
                     device=device, progress=False)
     assert model.seen == [device == "cuda"] * 2
     assert torch.backends.cudnn.benchmark == before
+
+
+def test_fit_validates_void_first_labels_with_their_ignore_index():
+    """Labels numbered void-first (0 = void, as a learner's ADE20K run): fit's validation must skip
+    label 0, not 255. Reference: evaluate called with the same ignore_index on the trained model."""
+    torch.manual_seed(0)
+    model = TinyNet(num_classes=4)
+    images = torch.randn(4, 3, 8, 8)
+    labels = torch.randint(0, 4, (4, 8, 8))
+    labels[:, :3] = 0                                          # a void band
+    data = [(images[:2], labels[:2]), (images[2:], labels[2:])]
+    history = fit(model, data, data, optimizer=torch.optim.SGD(model.parameters(), lr=0.1), epochs=1,
+                  num_classes=4, loss_fn=nn.CrossEntropyLoss(ignore_index=0), device="cpu", amp=False,
+                  progress=False, verbose=False, ignore_index=0)
+    expected = evaluate(model, data, 4, device="cpu", amp=False, progress=False, ignore_index=0)
+    assert history[-1]["miou"] == expected["miou"] and history[-1]["val_loss"] == expected["loss"]
+    as_void_255 = evaluate(model, data, 4, device="cpu", amp=False, progress=False)
+    assert as_void_255["pixel_acc"] != expected["pixel_acc"]   # the void band would be scored as class 0
