@@ -193,13 +193,19 @@ class DistillationLoss(nn.Module):
     student_main, teacher, target, temperature)``. ``loss_fn`` sees the student's output as it is
     (use ``with_aux`` for a PSPNet student); the distillation term uses its main logits. Plain
     logits (eval mode) get ``loss_fn`` alone. The parts of the last call stay in ``.last``: those
-    ``loss_fn`` reports (``main``, ``aux`` for ``with_aux``) or ``task``, and ``distill``."""
+    ``loss_fn`` reports (``main``, ``aux`` for ``with_aux``) or ``task``, and ``distill``.
 
-    def __init__(self, loss_fn=cross_entropy, alpha: float = 1.0, temperature: float = 1.0) -> None:
+    ``distill_fn(student_main, teacher)`` replaces the KL term for outputs that are not class
+    logits, e.g. regression maps (``distill_fn=models.ggcnn.grasp_mse``: the student matches the
+    teacher's maps); the teacher's output is detached and ``temperature`` is then unused."""
+
+    def __init__(self, loss_fn=cross_entropy, alpha: float = 1.0, temperature: float = 1.0,
+                 distill_fn=None) -> None:
         super().__init__()
         if alpha < 0:
             raise ValueError(f"alpha must be non-negative, got {alpha}")
         self.loss_fn, self.alpha, self.temperature = loss_fn, float(alpha), float(temperature)
+        self.distill_fn = distill_fn
         self.last: dict[str, torch.Tensor] = {}
 
     def forward(self, output, target: torch.Tensor) -> torch.Tensor:
@@ -208,7 +214,10 @@ class DistillationLoss(nn.Module):
         student, teacher = output
         main = student if torch.is_tensor(student) else student[0]
         task = self.loss_fn(student, target)
-        distill = distillation_loss(main, teacher, target, self.temperature)
+        if self.distill_fn is not None:
+            distill = self.distill_fn(main, teacher.detach())
+        else:
+            distill = distillation_loss(main, teacher, target, self.temperature)
         inner = getattr(self.loss_fn, "last", None) or {"task": task}
         self.last = {**{k: v.detach() for k, v in inner.items()}, "distill": distill.detach()}
         return task + self.alpha * distill

@@ -8,7 +8,8 @@ It builds, in a temporary folder,
   ``gtFine``, and ADE20K's ``ADEChallengeData2016`` with the instance annotations beside it -
   written by the sample generators, without the sample marker, so the package takes them for the
   real downloads (sample scenes at the real sizes: VOC's 500x375 and the others, Cityscapes'
-  2048x1024; ADE20K's at the sample's own sizes, its generator having no other; fewer images);
+  2048x1024; ADE20K's at the sample's own sizes, its generator having no other; fewer images),
+  and the Cornell grasping scenes with the depth images GG-CNN's ``generate_cornell_depth`` writes;
 * a ``TORCH_HOME`` holding stand-in ImageNet weights under torchvision's own file names (random
   weights of the right shapes: nothing is downloaded, and a wrong file name or a missing backbone
   fails here as it would on a learner's machine without them);
@@ -39,17 +40,19 @@ PEAK_TAG = "DRY-RUN-PEAK"
 
 
 def build_data_root(root: Path) -> None:
-    """VOC 2012 (+ SBD's aug masks), Cityscapes and ADE20K, as the real downloads lay them out."""
+    """VOC 2012 (+ SBD's aug masks), Cityscapes, ADE20K and Cornell grasping, as the real downloads lay them out."""
     from seg_common.data.ade20k import ADE_DIR
     from seg_common.data.sample import make_sample_voc
     from seg_common.data.sample_ade20k import make_sample_ade20k
     from seg_common.data.sample_cityscapes import make_sample_cityscapes
+    from seg_common.data.sample_cornell import make_sample_cornell
     from seg_common.profile import SAMPLE_MARKER, real_voc_present
 
     voc = make_sample_voc(root, n_train=100, n_val=40, n_aug_only=20, scale=1.0)   # VOC's own sizes
     cityscapes = make_sample_cityscapes(root / "cityscapes")
     ade20k = make_sample_ade20k(root, n_train=40, n_val=20) / ADE_DIR
-    for folder in (voc, cityscapes, ade20k):
+    cornell = make_sample_cornell(root / "cornell")         # as GG-CNN's generate_cornell_depth leaves it
+    for folder in (voc, cityscapes, ade20k, cornell):
         (folder / SAMPLE_MARKER).unlink()            # now it looks like a real download
     assert real_voc_present(root), "the dry run's VOC must pass for the real one"
 

@@ -318,6 +318,11 @@ class CornellGrasping(torch.utils.data.Dataset):
         fill_holes: fill NaN / 0 depth pixels with :func:`fill_depth_holes`; without it a depth
             image with NaN is refused (``generate_cornell_depth`` inpaints them).
         cache: keep every item in memory after its first read (about 1.8 MB per depth + RGB item).
+        downsample: an integer factor: the input is average-pooled and the target maps subsampled
+            (the centre pixel of each block) by it, so a network trains on a smaller image (the
+            sample profile: 300 -> 100 px). :meth:`rectangles` stay in the crop's full-size
+            coordinates and the width target in its pixels: upsample the predicted maps back
+            (:func:`predict_maps`) and detect grasps there.
 
     Items are ``(x, y)``: ``x`` float32 ``[C, S, S]`` (depth :func:`normalise_depth`, then RGB in
     [0, 1] minus its mean, as GG-CNN), ``y`` float32 ``[4, S, S]`` (:func:`encode` of
@@ -327,9 +332,13 @@ class CornellGrasping(torch.utils.data.Dataset):
 
     def __init__(self, root: str | Path, folders: Sequence[str | int] | None = None, output_size: int = 300,
                  include_depth: bool = True, include_rgb: bool = False, fill_holes: bool = False,
-                 cache: bool = False) -> None:
+                 cache: bool = False, downsample: int = 1) -> None:
         if not (include_depth or include_rgb):
             raise ValueError("at least one of include_depth and include_rgb must be True")
+        if int(downsample) != downsample or downsample < 1 or output_size % downsample:
+            raise ValueError(f"downsample must be a positive integer that divides output_size={output_size}, "
+                             f"got {downsample}")
+        self.downsample = int(downsample)
         self.root = Path(root)
         self.output_size = output_size
         self.include_depth, self.include_rgb = include_depth, include_rgb
@@ -430,7 +439,72 @@ class CornellGrasping(torch.utils.data.Dataset):
         x = torch.from_numpy(np.concatenate(channels).astype(np.float32))
         size = (self.output_size, self.output_size)
         y = torch.from_numpy(encode(*grasp_maps(self.rectangles(index), size)))
+        if self.downsample > 1:
+            k = self.downsample
+            x = F.avg_pool2d(x[None], k)[0]
+            y = y[:, k // 2::k, k // 2::k].contiguous()
         item = (x, y)
         if self._cache is not None:
             self._cache[index] = item
         return item
+
+
+# -- training and evaluation helpers ---------------------------------------------------------------
+def flip_grasp_maps(x: torch.Tensor, y: torch.Tensor, dim: int = -1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mirror an input ``[..., C, H, W]`` and its target maps ``[..., 4, H, W]`` along ``dim``
+    (-1: left-right, -2: up-down). A mirror turns every grasp angle a into -a: cos 2a stays,
+    sin 2a changes sign; quality and width only move."""
+    if dim not in (-1, -2):
+        raise ValueError(f"dim must be -1 (left-right) or -2 (up-down), got {dim}")
+    y = y.flip(dim).clone()
+    y[..., 2, :, :] = -y[..., 2, :, :]
+    return x.flip(dim), y
+
+
+class RandomGraspFlip(torch.utils.data.Dataset):
+    """A dataset of ``(x, y)`` grasp items, each mirrored left-right and up-down with probability
+    1/2 (:func:`flip_grasp_maps`); the draws come from ``torch``'s global generator, as the
+    loader's seeded workers set it."""
+
+    def __init__(self, dataset: torch.utils.data.Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = self.dataset[index]
+        for dim in (-1, -2):
+            if torch.rand(()) < 0.5:
+                x, y = flip_grasp_maps(x, y, dim)
+        return x, y
+
+
+@torch.inference_mode()
+def predict_maps(model: torch.nn.Module, x: torch.Tensor, size: int | None = None) -> torch.Tensor:
+    """The model's maps ``[B, 4, size, size]`` (float32, on the CPU) for inputs ``[B, C, h, w]``,
+    bilinearly upsampled to ``size`` when the inputs were downsampled (see ``CornellGrasping``)."""
+    model.eval()
+    device = next(model.parameters()).device
+    out = model(x.to(device)).float()
+    if size is not None and out.shape[-1] != size:
+        out = F.interpolate(out, size=(size, size), mode="bilinear", align_corners=False)
+    return out.cpu()
+
+
+def success_rate(model: torch.nn.Module, dataset: "CornellGrasping | torch.utils.data.Subset",
+                 max_grasps: int = 1, batch_size: int = 8) -> tuple[float, list[bool]]:
+    """GG-CNN's evaluation: for each scene, the best ``max_grasps`` grasps detected in the decoded
+    maps and whether one of them succeeds (:func:`grasp_success`). Returns the share of scenes with
+    a success and the per-scene results. ``dataset`` is a :class:`CornellGrasping` or a ``Subset``
+    of one (its ``rectangles`` give the ground truth)."""
+    base, indices = (dataset.dataset, list(dataset.indices)) if isinstance(dataset, torch.utils.data.Subset) \
+        else (dataset, list(range(len(dataset))))
+    results = []
+    for start in range(0, len(indices), batch_size):
+        chunk = indices[start:start + batch_size]
+        maps = predict_maps(model, torch.stack([base[i][0] for i in chunk]), base.output_size)
+        for i, scene_maps in zip(chunk, maps):
+            grasps = detect_grasps(*decode(scene_maps), max_grasps=max_grasps)
+            results.append(grasp_success(grasps, base.rectangles(i)))
+    return (sum(results) / len(results) if results else float("nan")), results
