@@ -16,7 +16,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import dryrun
-from .devices import cudnn_benchmark, default_device, use_channels_last
+from .devices import cudnn_benchmark, default_device, keep_freed_memory, use_channels_last
 from .inference import infer_logits
 from .losses import cross_entropy
 from .metrics import ConfusionMatrix
@@ -126,6 +126,7 @@ def train_one_epoch(
     so and names the remedy, ``drop_last=True`` in the training loader.
     """
     device = torch.device(device) if device is not None else default_device()
+    keep_freed_memory(device)                   # CPU: no mmap/munmap per step (see devices.py)
     loss_fn = loss_fn or cross_entropy          # 0, not NaN, on a batch with no labelled pixel
     dtype = autocast_dtype(device, amp)
     channels_last = use_channels_last(channels_last, device)
@@ -218,6 +219,7 @@ def evaluate(
     returns the scores of the whole set.
     """
     device = torch.device(device) if device is not None else default_device()
+    keep_freed_memory(device)
     dtype = autocast_dtype(device, amp)
     channels_last = use_channels_last(channels_last, device)
     model.eval()

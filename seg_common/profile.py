@@ -94,6 +94,15 @@ def real_voc_present(base_root: Path) -> bool:
     return jpegs.is_dir() and not (voc / SAMPLE_MARKER).exists() and any(jpegs.iterdir())
 
 
+# Where the one-line summary sends a learner for each real dataset (the README explains each).
+DATA_HINTS = {
+    "voc": "`download_data.sh voc`",
+    "cityscapes": "`download_data.sh cityscapes`",
+    "ade20k": "`download_data.sh ade20k`",
+    "cornell": "its section on Cornell: placed by hand, `download_data.sh` does not fetch it",
+}
+
+
 @dataclass(frozen=True)
 class Profile:
     """Which datasets and hyper-parameters a notebook uses.
@@ -104,17 +113,22 @@ class Profile:
         data_root: the folder that holds this profile's datasets: ``base_root`` in the full
             profile, ``base_root / "sample"`` in the sample profile.
         explicit: whether ``SEG_PROFILE`` chose the profile (False: it was detected).
+        dataset: the notebook's real dataset (a key of ``DATA_HINTS``): where the one-line summary
+            sends a learner for the real data.
     """
 
     name: str
     base_root: Path
     explicit: bool = False
+    dataset: str = "voc"
 
     def __post_init__(self) -> None:
         if self.name not in PROFILES:
             raise ValueError(
                 f"Unknown profile {self.name!r}: SEG_PROFILE must be one of {', '.join(PROFILES)}."
             )
+        if self.dataset not in DATA_HINTS:
+            raise ValueError(f"Unknown dataset {self.dataset!r}: one of {', '.join(DATA_HINTS)}.")
 
     @property
     def data_root(self) -> Path:
@@ -125,14 +139,15 @@ class Profile:
         return self.name == "sample"
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Profile":
-        """Build the profile from ``SEG_PROFILE`` and ``SEG_DATA`` (see the module docstring)."""
+    def from_env(cls, environ: Mapping[str, str] | None = None, dataset: str = "voc") -> "Profile":
+        """Build the profile from ``SEG_PROFILE`` and ``SEG_DATA`` (see the module docstring);
+        ``dataset`` only chooses where the summary line sends a learner for the real data."""
         env = os.environ if environ is None else environ
         base = Path(env["SEG_DATA"]).expanduser() if env.get("SEG_DATA") else default_base_root()
         chosen = env.get("SEG_PROFILE", "").strip().lower()
         if chosen:
-            return cls(chosen, base, explicit=True)
-        return cls("full" if real_voc_present(base) else "sample", base, explicit=False)
+            return cls(chosen, base, explicit=True, dataset=dataset)
+        return cls("full" if real_voc_present(base) else "sample", base, explicit=False, dataset=dataset)
 
     def pick(self, *, sample: T, full: T) -> T:
         """The value for the active profile: ``EPOCHS = P.pick(sample=4, full=30)``."""
@@ -144,7 +159,7 @@ class Profile:
         if self.is_sample:
             return (
                 f"Profile: sample ({how}) - offline sample data, small models, a few epochs. "
-                "For the real data see the README (`download_data.sh voc`; on Colab its Colab section) "
+                f"For the real data see the README ({DATA_HINTS[self.dataset]}; on Colab its Colab section) "
                 "and set SEG_PROFILE=full."
             )
         return (

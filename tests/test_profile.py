@@ -47,6 +47,16 @@ def test_pick_and_describe(tmp_path):
     assert str(tmp_path) not in sample.describe()        # no machine paths in notebook output
 
 
+def test_the_summary_line_sends_each_notebook_to_its_own_dataset(tmp_path):
+    env = {"SEG_DATA": str(tmp_path), "SEG_PROFILE": "sample"}
+    assert "`download_data.sh voc`" in Profile.from_env(env).describe()       # the default: VOC
+    assert "`download_data.sh ade20k`" in Profile.from_env(env, dataset="ade20k").describe()
+    cornell = Profile.from_env(env, dataset="cornell").describe()
+    assert "Cornell" in cornell and "download_data.sh voc" not in cornell
+    with pytest.raises(ValueError, match="Unknown dataset 'coco'"):
+        Profile.from_env(env, dataset="coco")
+
+
 def test_default_root_is_the_repository_data_folder():
     repo = Path(__file__).resolve().parents[1]
     assert default_base_root() == repo / "data"
