@@ -4,7 +4,8 @@ the engine's parts.
 ``fit`` trains for a number of epochs and returns a history (one dict per epoch). With a
 ``checkpoint_dir`` it writes ``last.pt`` after every epoch - model, optimizer, scheduler, AMP
 scaler, epoch, history, random-number-generator states and the run's settings - and ``best.pt``
-whenever the validation mIoU improves. Files are written to a temporary name and renamed, so an
+whenever the validation mIoU improves: the model's weights with the epoch, score, history and settings,
+without the optimizer's state (Adam's is twice the model's size), for ``load_weights``. Files are written to a temporary name and renamed, so an
 interruption (a Colab disconnect, Ctrl-C) never leaves a half-written checkpoint. ``resume=True``
 continues from ``last.pt`` exactly where it stopped: on the CPU, 2 epochs and then a resume to 4
 give the same weights as 4 epochs in one go.
@@ -40,6 +41,10 @@ from .precision import autocast_dtype, needs_grad_scaler
 from .runs import RUN_FILE, compare_settings, load_run, load_runs, save_run, summarize_runs
 
 _use_channels_last = use_channels_last        # the names before the split, for code that imported them
+
+# What best.pt keeps of last.pt: enough for load_weights and to say which epoch it was; no optimizer,
+# scheduler, scaler or random states (a resume reads last.pt), so a run's files take about a third less.
+BEST_KEYS = ("format", "model", "model_class", "epoch", "history", "best_miou", "settings")
 
 __all__ = ["BEST", "CHECKPOINT_FORMAT", "LAST", "RUN_FILE", "CheckpointError", "EpochStats", "compare_settings",
            "cudnn_benchmark", "default_device", "evaluate", "fit", "infer_logits", "load_checkpoint", "load_run",
@@ -122,7 +127,8 @@ def fit(
             step with ``scheduler_per_iteration=True``. A resume restores it as saved, length
             included: resuming for more epochs than a PolynomialLR or OneCycleLR was built for is
             refused (a longer run needs a new ``checkpoint_dir``).
-        checkpoint_dir: where ``last.pt`` and ``best.pt`` go (nothing is saved when None).
+        checkpoint_dir: where ``last.pt`` (everything a resume needs) and ``best.pt`` (the best
+            epoch's weights, for :func:`load_weights`) go; nothing is saved when None.
         resume: ``True`` continues from ``checkpoint_dir/last.pt`` (an error if it is missing);
             ``"auto"`` continues when it exists and starts fresh otherwise.
         grad_accum_steps, amp, channels_last, freeze_bn: see :func:`train_one_epoch` (mixed
@@ -249,8 +255,8 @@ def fit(
                     "rng": _rng_state(train_loader), "settings": settings,
                 }
                 save_checkpoint(state, ckpt_dir / LAST)
-                if improved:
-                    save_checkpoint(state, ckpt_dir / BEST)
+                if improved:               # the weights alone: resuming reads last.pt, never best.pt
+                    save_checkpoint({key: state[key] for key in BEST_KEYS}, ckpt_dir / BEST)
             if writer is not None:
                 for key, value in record.items():
                     if key != "epoch" and isinstance(value, (int, float)):

@@ -84,6 +84,12 @@ def test_history_and_checkpoint_contents(sample_root, tmp_path):
     assert state["model_class"] == "TinyNet" and state["settings"] == {"lr": 0.05}
     best = load_checkpoint(tmp_path / BEST)
     assert best["best_miou"] == max(h["miou"] for h in history)
+    # best.pt holds the best epoch's weights, not a second copy of the optimizer's state
+    assert "optimizer" not in best and "rng" not in best
+    assert best["epoch"] == max(history, key=lambda h: h["miou"])["epoch"]
+    assert (tmp_path / BEST).stat().st_size < (tmp_path / LAST).stat().st_size
+    loaded = load_weights(TinyNet(), tmp_path / BEST).state_dict()
+    assert all(torch.equal(loaded[k], best["model"][k]) for k in loaded)
     assert not list(tmp_path.glob(".*tmp*"))          # no temporary files left behind
 
 

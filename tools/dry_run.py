@@ -19,7 +19,10 @@ then executes copies of the notebooks with ``SEG_PROFILE=full SEG_DRY_RUN=1`` (s
 ``runs/`` and ``pictures/`` stay untouched. Without a GPU the batches are cut to
 ``--cpu-max-batch`` images (said in the output); on a GPU the full batches run, and
 ``--gpu-memory-gb 16`` caps the memory PyTorch may use to that of a 16 GB card. A table at the end
-gives each notebook's time and peak memory (GPU, or the kernel's resident memory on a CPU).
+gives each notebook's time and peak memory (GPU, or the kernel's resident memory on a CPU), and
+the disk its runs took; each notebook's runs are deleted before the next one starts (no notebook
+reads another's runs), so the dry run needs the disk of its largest notebook, not of all of them
+(``--keep`` keeps them).
 
     .venv/bin/python tools/dry_run.py [--notebooks 03 06] [--keep] [--gpu-memory-gb 16]
 """
@@ -116,6 +119,11 @@ def run_notebook(path: Path, workdir: Path, env: dict[str, str], gpu_memory_gb: 
     return result
 
 
+def folder_mb(folder: Path) -> float:
+    """What the files below ``folder`` take on disk, in MB (0 when it does not exist)."""
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2**20 if folder.is_dir() else 0.0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--notebooks", nargs="*", default=None,
@@ -155,17 +163,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"data root and {len(written)} stand-in weight files ready in {time.perf_counter() - started:.0f} s")
 
     results = []
+    kept = args.keep or args.workdir is not None
     for path in notebooks:
         result = run_notebook(path, workdir, env, args.gpu_memory_gb if gpu else None, args.timeout)
+        result["runs_mb"] = folder_mb(workdir / "runs")
+        if not kept:                             # checkpoints of full-size models: GBs per notebook
+            shutil.rmtree(workdir / "runs", ignore_errors=True)
         results.append(result)
         peak = (f"GPU peak {result['gpu_peak_mb']:.0f} MB" if "gpu_peak_mb" in result else
                 f"kernel RSS peak {result.get('cpu_rss_mb', float('nan')):.0f} MB")
-        print(f"{'ok  ' if result['ok'] else 'FAIL'} {path.name:<32} {result['seconds']:6.0f} s  {peak}", flush=True)
+        print(f"{'ok  ' if result['ok'] else 'FAIL'} {path.name:<32} {result['seconds']:6.0f} s  {peak}  "
+              f"runs {result['runs_mb']:.0f} MB on disk", flush=True)
         if not result["ok"]:
             print("     " + result["error"].replace("\n", "\n     "), flush=True)
     (workdir / "dry_run.json").write_text(json.dumps(results, indent=1))
     failed = [r["notebook"] for r in results if not r["ok"]]
-    kept = args.keep or args.workdir is not None
     print(f"{len(results) - len(failed)}/{len(results)} notebooks ran in the full profile's dry run "
           f"({time.perf_counter() - started:.0f} s)" + (f"; executed copies in {workdir / 'executed'}" if kept else ""))
     if not kept:
