@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -40,6 +41,15 @@ def save_checkpoint(state: dict, path: str | Path) -> Path:
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:
+        # A full disk reaches us as torch.save's "file write failed" / "unexpected pos": say so.
+        free = shutil.disk_usage(path.parent).free / 2**20
+        raise CheckpointError(
+            f"Could not write the checkpoint {path} ({type(exc).__name__}: {str(exc).strip()[:200]}). "
+            f"{free:.0f} MB are free on that disk, and a full disk is the usual cause: delete old runs "
+            "(runs/<notebook>/...) or point SEG_RUNS at a disk with room. "
+            + (f"The previous {path.name} is untouched." if path.exists() else "")
+        ) from exc
     finally:
         if tmp.exists():
             tmp.unlink()

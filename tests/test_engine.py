@@ -7,7 +7,7 @@ from torch import nn
 from seg_common.data.transforms import eval_transforms, pad_collate, train_transforms
 from seg_common.data.voc import VOCSegmentation
 from seg_common.engine import (BEST, LAST, CheckpointError, compare_settings, evaluate, fit, load_checkpoint,
-                               load_weights, predict, save_weights, summarize_runs, train_one_epoch)
+                               load_weights, predict, save_checkpoint, save_weights, summarize_runs, train_one_epoch)
 from seg_common.metrics import ConfusionMatrix
 
 
@@ -555,3 +555,20 @@ def test_fit_validates_void_first_labels_with_their_ignore_index():
     assert history[-1]["miou"] == expected["miou"] and history[-1]["val_loss"] == expected["loss"]
     as_void_255 = evaluate(model, data, 4, device="cpu", amp=False, progress=False)
     assert as_void_255["pixel_acc"] != expected["pixel_acc"]   # the void band would be scored as class 0
+
+
+def test_a_failed_checkpoint_write_says_how_much_disk_is_free_and_keeps_the_old_file(tmp_path, monkeypatch):
+    # A full disk makes torch.save fail with "file write failed" and then "unexpected pos" (what CI
+    # saw); the message must name the file and the free space, and the previous checkpoint survive.
+    import seg_common.checkpoints as checkpoints
+    path = save_checkpoint({"model": {"w": torch.ones(3)}}, tmp_path / LAST)
+    good = path.read_bytes()
+
+    def full_disk(state, file):
+        file.write(b"PK partial")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 111200064 vs 111199960")
+
+    monkeypatch.setattr(checkpoints.torch, "save", full_disk)
+    with pytest.raises(CheckpointError, match=r"(?s)Could not write the checkpoint .*last\.pt.*MB are free.*untouched"):
+        save_checkpoint({"model": {"w": torch.zeros(3)}}, path)
+    assert path.read_bytes() == good and not list(tmp_path.glob(".*tmp*"))
