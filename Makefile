@@ -16,9 +16,14 @@ notebooks: data  ## execute every notebook in place (sample profile), refreshing
 	    --ExecutePreprocessor.timeout=1800 --ExecutePreprocessor.record_timing=False \
 	    notebooks/[0-9][0-9]_*.ipynb
 
+# The notebooks train into a temporary folder, deleted afterwards: every `make test` trains with the
+# current code (recorded runs in runs/ would be loaded instead), leaves runs/ and pictures/ as they
+# were, and does not leave the ~9 GB of checkpoints behind.
 test: data  ## unit tests, then every notebook under nbval (outputs must match what is committed)
 	$(BIN)/python -m pytest -q tests
-	SEG_PROFILE=sample $(BIN)/python -m pytest -q --nbval --nbval-current-env --nbval-cell-timeout=1200 notebooks
+	scratch=$$(mktemp -d -t seg-test-XXXXXX) && trap 'rm -rf "$$scratch"' EXIT && \
+	SEG_PROFILE=sample SEG_RUNS="$$scratch/runs" SEG_PICTURES="$$scratch/pictures" \
+	    $(BIN)/python -m pytest -q --nbval --nbval-current-env --nbval-cell-timeout=1200 notebooks
 
 # The full profile, proven offline: every notebook with SEG_PROFILE=full SEG_DRY_RUN=1 on stand-in data
 # and weights in a temporary folder (tools/dry_run.py; the committed notebooks stay untouched).
