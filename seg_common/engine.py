@@ -4,11 +4,11 @@ the engine's parts.
 ``fit`` trains for a number of epochs and returns a history (one dict per epoch). With a
 ``checkpoint_dir`` it writes ``last.pt`` after every epoch - model, optimizer, scheduler, AMP
 scaler, epoch, history, random-number-generator states and the run's settings - and ``best.pt``
-whenever the validation mIoU improves: the model's weights with the epoch, score, history and settings,
-without the optimizer's state (Adam's is twice the model's size), for ``load_weights``. Files are written to a temporary name and renamed, so an
-interruption (a Colab disconnect, Ctrl-C) never leaves a half-written checkpoint. ``resume=True``
-continues from ``last.pt`` exactly where it stopped: on the CPU, 2 epochs and then a resume to 4
-give the same weights as 4 epochs in one go.
+whenever the validation mIoU improves: the model's weights with the epoch, score, history and
+settings, without the optimizer's state (Adam's is twice the model's size), for ``load_weights``.
+Files are written to a temporary name and renamed, so an interruption (a Colab disconnect, Ctrl-C)
+never leaves a half-written checkpoint. ``resume=True`` continues from ``last.pt`` exactly where it
+stopped: on the CPU, 2 epochs and then a resume to 4 give the same weights as 4 epochs in one go.
 
 The parts live in modules of their own, one concern each, and are importable from here as before:
 

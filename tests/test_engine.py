@@ -560,7 +560,6 @@ def test_fit_validates_void_first_labels_with_their_ignore_index():
 def test_a_failed_checkpoint_write_says_how_much_disk_is_free_and_keeps_the_old_file(tmp_path, monkeypatch):
     # A full disk makes torch.save fail with "file write failed" and then "unexpected pos" (what CI
     # saw); the message must name the file and the free space, and the previous checkpoint survive.
-    import seg_common.checkpoints as checkpoints
     path = save_checkpoint({"model": {"w": torch.ones(3)}}, tmp_path / LAST)
     good = path.read_bytes()
 
@@ -568,7 +567,7 @@ def test_a_failed_checkpoint_write_says_how_much_disk_is_free_and_keeps_the_old_
         file.write(b"PK partial")
         raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 111200064 vs 111199960")
 
-    monkeypatch.setattr(checkpoints.torch, "save", full_disk)
+    monkeypatch.setattr(torch, "save", full_disk)
     with pytest.raises(CheckpointError, match=r"(?s)Could not write the checkpoint .*last\.pt.*MB are free.*untouched"):
         save_checkpoint({"model": {"w": torch.zeros(3)}}, path)
     assert path.read_bytes() == good and not list(tmp_path.glob(".*tmp*"))
