@@ -73,6 +73,36 @@ def test_transforms_are_applied_jointly(sample_root):
     assert tuple(image.shape) == (3, 10, 10) and tuple(mask.shape) == (10, 10)
 
 
+def test_masks_go_through_the_transforms_as_uint8_and_come_out_int64(sample_root):
+    """The label map enters the transforms as stored (uint8: an eighth of int64's bytes to scale,
+    rotate and crop) and the item's mask is int64 (the API), with the same labels as an int64 mask
+    sent through the same random transforms: nearest-neighbour, flips, crops and the 255 fill."""
+    from torchvision.transforms import v2
+    from seg_common.data.transforms import train_transforms
+    seen = []
+    augment = train_transforms((96, 112), base_size=120, scale_range=(0.5, 2.0), rotation=10, color_jitter=0.2)
+    spy = v2.Compose([v2.Lambda(lambda m: seen.append(m.dtype) or m, tv_tensors.Mask), augment])
+    ds = VOCSegmentation(sample_root, "train", transforms=spy)
+    plain = VOCSegmentation(sample_root, "train")
+    labels = set()
+    for index in range(6):
+        torch.manual_seed(index)
+        image, mask = ds[index]
+        assert seen[-1] == torch.uint8 and mask.dtype == torch.int64 and isinstance(mask, tv_tensors.Mask)
+        raw_image, raw_mask = plain[index]                        # int64, as before the change
+        torch.manual_seed(index)
+        ref_image, ref_mask = augment(raw_image, raw_mask)
+        assert ref_mask.dtype == torch.int64
+        assert torch.equal(mask, ref_mask) and torch.equal(image, ref_image)
+        labels |= set(mask.unique().tolist())
+    assert 255 in labels and len(labels) > 3                      # void (band, padding, corners) and classes
+    # Transforms without a ToDtype still give an int64 mask; the cached array is not written into.
+    ds = VOCSegmentation(sample_root, "train", transforms=lambda i, m: (i, m.fill_(7)), cache=True)
+    first = ds[0][1]
+    assert first.dtype == torch.int64 and (first == 7).all()
+    assert not (ds.read_mask(0) == 7).all() and not (ds._cache[0][1] == 7).all()
+
+
 # ---- bad input: each error names the file and the fix ----------------------------------------
 
 def test_missing_root_names_path_and_command(tmp_path):

@@ -197,14 +197,23 @@ def read_pair(dataset, index: int, mask_word: str = "mask", hint: str = "") -> t
 
 
 def to_item(dataset, index: int):
-    """``dataset[index]`` for the file-backed datasets (VOC, Cityscapes): reads the arrays with
-    ``dataset._read``, wraps them as ``tv_tensors`` (Image uint8 [3, H, W], Mask int64 [H, W]) and
-    applies ``dataset.transforms`` to the pair."""
+    """``dataset[index]`` for the file-backed datasets (VOC, Cityscapes, ADE20K): reads the arrays
+    with ``dataset._read``, wraps them as ``tv_tensors`` (Image uint8 [3, H, W], Mask [H, W]) and
+    applies ``dataset.transforms`` to the pair; the item's mask is int64.
+
+    The mask goes through the transforms as uint8, as it is stored (labels 0..254 and 255), and
+    becomes int64 at the end (``to_model_input``'s ``ToDtype``, or here): scaling, rotating and
+    cropping a label map moves an eighth of the bytes. A full Cityscapes frame scaled by 2 before
+    its crop is a 4096x2048 mask: 8 MB instead of 64 MB in every loader worker. Nearest-neighbour
+    resizing, flips, crops and the 255 fill give the same labels in either type."""
     if not -len(dataset) <= index < len(dataset):
         raise IndexError(f"index {index} is out of range for {len(dataset)} items")
     image, mask = dataset._read(index % len(dataset))
     image_t = tv_tensors.Image(torch.from_numpy(image.copy()).permute(2, 0, 1))
-    mask_t = tv_tensors.Mask(torch.from_numpy(mask.astype(np.int64)))
+    # A copy (transforms must not write into the cached array); label maps are stored as uint8.
+    mask_t = tv_tensors.Mask(torch.from_numpy(mask.astype(np.uint8 if mask.dtype == np.uint8 else np.int64)))
     if dataset.transforms is not None:
         image_t, mask_t = dataset.transforms(image_t, mask_t)
+    if isinstance(mask_t, torch.Tensor) and mask_t.dtype == torch.uint8:   # no ToDtype in the transforms
+        mask_t = mask_t.to(torch.int64)
     return image_t, mask_t
