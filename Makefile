@@ -11,7 +11,7 @@ export PATH := $(BIN):$(PATH)
 # Recorded sample runs are removed first, so that the notebooks train them with the current code
 # (a notebook loads a finished run instead of training it again).
 notebooks: data  ## execute every notebook in place (sample profile), refreshing outputs and pictures/
-	rm -rf runs/03_fcn/sample runs/04_ablation/sample runs/05_memory_and_speed/sample runs/06_deeplabv3plus/sample runs/07_pspnet/sample runs/08_cityscapes/sample runs/09_ade20k_lightning/sample runs/10_grasping/sample
+	rm -rf runs/03_fcn/sample runs/04_ablation/sample runs/05_memory_and_speed/sample runs/06_deeplabv3plus/sample runs/07_pspnet/sample runs/08_cityscapes/sample runs/09_ade20k_lightning/sample runs/09_ade20k_experiments/sample runs/10_grasping/sample
 	SEG_PROFILE=sample $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 	    --ExecutePreprocessor.timeout=1800 --ExecutePreprocessor.record_timing=False \
 	    notebooks/[0-9][0-9]_*.ipynb
