@@ -1,7 +1,7 @@
 """A segmentation head on a frozen backbone, trained with PyTorch Lightning (notebooks 09).
 
-Notebook ``09_ade20k_lightning`` builds these pieces inline, one at a time, and checks that they
-equal the ones here; ``09_ade20k_experiments`` imports them:
+Notebook ``09_ade20k_lightning`` builds most of these pieces inline, one at a time, and checks that
+they equal the ones here; ``09_ade20k_experiments`` imports them:
 
 - :func:`alexnet_features` and :class:`Head1x1`: the learner's report's model - torchvision's
   AlexNet ``features`` (frozen) and one 1x1 convolution, upsampled bilinearly to the input size;
@@ -10,8 +10,9 @@ equal the ones here; ``09_ade20k_experiments`` imports them:
 - :class:`EpochShuffle`: an epoch's order drawn from ``(seed, epoch)`` only, so a resumed run sees
   the uninterrupted run's batches;
 - :func:`make_trainer`: a ``lightning.Trainer`` with deterministic, quiet outputs;
-- :func:`report_transforms`, :func:`image_names` and :func:`stand_in_alexnet`: the report's item (resize to a square,
-  normalise, void-first labels) and the sample profile's offline stand-in for ImageNet weights.
+- :func:`report_transforms`, :func:`image_names` and :func:`stand_in_alexnet`: the report's item
+  (resize to a square, normalise, void-first labels), the image files a feature cache records, and
+  the sample profile's offline stand-in for ImageNet weights.
 """
 from __future__ import annotations
 
@@ -129,7 +130,9 @@ class EpochShuffle(Sampler):
 
 
 def train_loader(dataset, batch_size: int, seed: int = 0, workers: int = 0) -> DataLoader:
-    """Batches in :class:`EpochShuffle` order."""
+    """Batches in :class:`EpochShuffle` order. ``workers`` defaults to 0: cached features are in
+    memory already, and with worker processes Lightning 2.6 starts a resumed run's first epoch
+    before it calls ``set_epoch`` (that epoch then gets epoch 0's order)."""
     return DataLoader(dataset, batch_size=batch_size, sampler=EpochShuffle(len(dataset), seed), num_workers=workers)
 
 
