@@ -154,10 +154,14 @@ def image_names(dataset) -> list:
     return dataset.images
 
 
+def _resize_and_normalise(size: int) -> v2.Compose:
+    return v2.Compose([v2.Resize((size, size)), *to_model_input()])
+
+
 def report_transforms(size: int = 240):
     """The report's item: ``(uint8 image, labels) -> (normalised float image [3, size, size],
     void-first labels [size, size])``, both resized to a square."""
-    resize = v2.Compose([v2.Resize((size, size)), *to_model_input()])
+    resize = _resize_and_normalise(size)
 
     def item(image, mask):
         image, mask = resize(image, mask)
@@ -175,7 +179,7 @@ def stand_in_alexnet(root, size: int = 240, epochs: int = 6, batch_size: int = 1
     scene = ADE20KSegmentation(root, "training", annotations="scene")
     lut = torch.full((256,), 255)
     lut[[scene.classes.index(name) for name in STUFF]] = torch.arange(len(STUFF))
-    resize = v2.Compose([v2.Resize((size, size)), *to_model_input()])
+    resize = _resize_and_normalise(size)
 
     def stuff_item(image, mask):
         image, mask = resize(image, mask)
