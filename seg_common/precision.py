@@ -68,4 +68,9 @@ def describe(device: torch.device | str, amp: bool | str = "auto") -> str:
     dtype = autocast_dtype(device, amp)
     name = {None: "float32", torch.bfloat16: "bfloat16 mixed precision",
             torch.float16: "float16 mixed precision (with a gradient scaler)"}[dtype]
-    return f"{torch.device(device).type}: {name}"
+    device = torch.device(device)
+    if dtype is None and amp == "auto" and device.type == "cpu":
+        # Say why: a learner comparing with the committed outputs (trained in bfloat16) sees other
+        # digits and longer times on such a CPU.
+        name += " (this CPU has no native bfloat16: emulated, it would be slower)"
+    return f"{device.type}: {name}"

@@ -26,6 +26,15 @@ def test_formats_by_device(monkeypatch):
         precision.autocast_dtype("cpu", "half")
 
 
+def test_describe_says_why_a_cpu_trains_in_float32(monkeypatch):
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    assert precision.describe("cpu") == "cpu: bfloat16 mixed precision"
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    assert precision.describe("cpu").startswith("cpu: float32 (this CPU has no native bfloat16")
+    assert precision.describe("cpu", False) == "cpu: float32"           # asked for: nothing to explain
+    assert precision.describe("mps") == "mps: float32"
+
+
 class Recorder(nn.Module):
     """A 1x1 conv that records the dtype its convolution computed in."""
 
