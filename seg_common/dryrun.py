@@ -10,7 +10,10 @@ cuts only the work, in the spirit of Lightning's ``fast_dev_run``:
 * :func:`seg_common.engine.evaluate` scores ``EVAL_BATCHES`` batches (a couple of images);
 * ``SEG_DRY_RUN_MAX_BATCH=n`` also trains on the first ``n`` images of each batch (``make dry-run``
   sets 2 on a machine without a GPU, to stay inside a laptop's memory; on a GPU it keeps the full
-  batch, so the dry run also finds out whether the recipe fits the card).
+  batch, so the dry run also finds out whether the recipe fits the card);
+* ``SEG_DRY_RUN_BATCHES=n`` sets both counts of batches to ``n`` (``make dry-run`` sets 1 on a
+  machine without a GPU: a full-size step on a laptop CPU takes seconds, and one batch already
+  runs every line a second one would).
 
 Cells that judge results (a check cell asserting that the mIoU beats a floor) skip their
 judgement in a dry run and say so: a model trained for two batches has nothing to judge.
@@ -25,8 +28,8 @@ from typing import Iterable, Iterator, Sequence, TypeVar
 
 T = TypeVar("T")
 
-ENV, MAX_BATCH_ENV = "SEG_DRY_RUN", "SEG_DRY_RUN_MAX_BATCH"
-EPOCHS, TRAIN_BATCHES, EVAL_BATCHES = 1, 2, 2
+ENV, MAX_BATCH_ENV, BATCHES_ENV = "SEG_DRY_RUN", "SEG_DRY_RUN_MAX_BATCH", "SEG_DRY_RUN_BATCHES"
+EPOCHS, TRAIN_BATCHES, EVAL_BATCHES = 1, 2, 2     # the defaults; SEG_DRY_RUN_BATCHES overrides the two counts
 
 
 def active() -> bool:
@@ -36,12 +39,26 @@ def active() -> bool:
 
 def max_batch() -> int | None:
     """The batch cap of a dry run (``SEG_DRY_RUN_MAX_BATCH``), or None: full batches."""
-    value = os.environ.get(MAX_BATCH_ENV, "").strip()
+    return _positive(MAX_BATCH_ENV)
+
+
+def _positive(variable: str) -> int | None:
+    value = os.environ.get(variable, "").strip()
     if not active() or not value:
         return None
     if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"{MAX_BATCH_ENV} must be a positive integer, got {value!r}")
+        raise ValueError(f"{variable} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def train_batches() -> int:
+    """Training batches per epoch in a dry run: ``SEG_DRY_RUN_BATCHES``, else ``TRAIN_BATCHES``."""
+    return _positive(BATCHES_ENV) or TRAIN_BATCHES
+
+
+def eval_batches() -> int:
+    """Evaluation batches in a dry run: ``SEG_DRY_RUN_BATCHES``, else ``EVAL_BATCHES``."""
+    return _positive(BATCHES_ENV) or EVAL_BATCHES
 
 
 def epochs(n: int) -> int:
@@ -81,8 +98,8 @@ def batch_sizes(sizes: Sequence[int]) -> list[int]:
 
 def images(n: int) -> int:
     """How many of ``n`` images a notebook's own evaluation loop uses: all of them, or
-    ``EVAL_BATCHES`` in a dry run."""
-    return min(n, EVAL_BATCHES) if active() else n
+    ``eval_batches()`` in a dry run."""
+    return min(n, eval_batches()) if active() else n
 
 
 def batches(n: int, what: str = "train") -> int:
@@ -90,7 +107,7 @@ def batches(n: int, what: str = "train") -> int:
     (``"train"`` or ``"eval"``) in a dry run."""
     if not active():
         return n
-    return min(n, TRAIN_BATCHES if what == "train" else EVAL_BATCHES)
+    return min(n, train_batches() if what == "train" else eval_batches())
 
 
 def skipped(what: str) -> bool:
@@ -108,5 +125,7 @@ def describe() -> str:
         return ""
     cap = max_batch()
     batch = f", batches cut to {cap} images" if cap else ", full batches"
-    return (f"DRY RUN ({ENV}=1): every setting kept; at most {EPOCHS} epoch per run, {TRAIN_BATCHES} "
-            f"training batches per epoch, {EVAL_BATCHES} evaluation batches{batch}. Results mean nothing.")
+    train, evaluation = train_batches(), eval_batches()
+    return (f"DRY RUN ({ENV}=1): every setting kept; at most {EPOCHS} epoch per run, {train} "
+            f"training batch{'es' if train > 1 else ''} per epoch, {evaluation} evaluation "
+            f"batch{'es' if evaluation > 1 else ''}{batch}. Results mean nothing.")

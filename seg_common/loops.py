@@ -142,7 +142,7 @@ def train_one_epoch(
     batches = 0
     n = len(loader) if hasattr(loader, "__len__") else None
     if dryrun.active():                        # SEG_DRY_RUN: a couple of batches (seg_common.dryrun)
-        n = dryrun.batches(n if n is not None else dryrun.TRAIN_BATCHES)
+        n = dryrun.batches(n if n is not None else dryrun.train_batches())
         loader = itertools.islice(loader, n)
     cap = dryrun.max_batch()
     per_step: list[torch.Tensor] = []
@@ -227,7 +227,7 @@ def evaluate(
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     pixels = 0
     if dryrun.active():                        # SEG_DRY_RUN: a couple of images (seg_common.dryrun)
-        loader = itertools.islice(loader, dryrun.EVAL_BATCHES)
+        loader = itertools.islice(loader, dryrun.eval_batches())
     bar = tqdm(loader, desc="eval", leave=False, disable=not progress)
     for images, targets in bar:
         images = images.to(device, non_blocking=True)

@@ -54,6 +54,7 @@ def test_switch_off_values(monkeypatch, value):
 def test_a_dry_run_trains_one_epoch_of_two_batches_and_scores_two(monkeypatch):
     monkeypatch.setenv(dryrun.ENV, "1")
     monkeypatch.delenv(dryrun.MAX_BATCH_ENV, raising=False)
+    monkeypatch.delenv(dryrun.BATCHES_ENV, raising=False)
     model = CountingNet()
     history = _fit(model)
     assert [h["epoch"] for h in history] == [1]
@@ -79,6 +80,22 @@ def test_a_bad_batch_cap_is_a_clear_error(monkeypatch):
     monkeypatch.setenv(dryrun.MAX_BATCH_ENV, "two")
     with pytest.raises(ValueError, match=dryrun.MAX_BATCH_ENV):
         dryrun.max_batch()
+
+
+def test_one_batch_each_when_asked(monkeypatch):
+    """make dry-run on a CPU: SEG_DRY_RUN_BATCHES=1 trains one batch and scores one, and says so."""
+    monkeypatch.setenv(dryrun.ENV, "1")
+    monkeypatch.setenv(dryrun.BATCHES_ENV, "1")
+    model = CountingNet()
+    history = _fit(model)
+    assert model.train_batches == [8] and model.eval_batches == [1] and "miou" in history[0]
+    assert dryrun.images(500) == 1 and dryrun.batches(40) == 1 and dryrun.batches(40, "eval") == 1
+    assert "1 training batch per epoch, 1 evaluation batch," in dryrun.describe()
+    monkeypatch.setenv(dryrun.BATCHES_ENV, "0")
+    with pytest.raises(ValueError, match=dryrun.BATCHES_ENV):
+        dryrun.train_batches()
+    monkeypatch.delenv(dryrun.ENV)                     # outside a dry run the variable changes nothing
+    assert dryrun.batches(40) == 40 and dryrun.images(500) == 500
 
 
 def test_evaluate_alone_scores_two_batches(monkeypatch):

@@ -111,12 +111,28 @@ def run_notebook(path: Path, workdir: Path, env: dict[str, str], gpu_memory_gb: 
     except Exception as exc:  # CellExecutionError, a timeout, a dead kernel
         result.update(ok=False, error=f"{type(exc).__name__}: {str(exc)[-3000:]}")
     result["seconds"] = time.perf_counter() - started
+    result["slowest"] = slowest_cells(nb, skip=1)
     for output in nb.cells[-1].get("outputs", []):
         text = output.get("text", "")
         if PEAK_TAG in text:
             result.update(json.loads(text.split(PEAK_TAG, 1)[1]))
     nbformat.write(nb, workdir / "executed" / path.name)
     return result
+
+
+def slowest_cells(nb, n: int = 3, skip: int = 0) -> list[tuple[int, float]]:
+    """The ``n`` slowest cells of an executed notebook as (index in the committed notebook, seconds),
+    from the timing nbclient records in each cell's metadata; ``skip``: cells inserted in front."""
+    from datetime import datetime
+
+    seconds = []
+    for index, cell in enumerate(nb.cells):
+        timing = cell.get("metadata", {}).get("execution", {})
+        if "iopub.execute_input" in timing and "shell.execute_reply" in timing:
+            began, ended = (datetime.fromisoformat(timing[k].replace("Z", "+00:00"))
+                            for k in ("iopub.execute_input", "shell.execute_reply"))
+            seconds.append((index - skip, (ended - began).total_seconds()))
+    return sorted(seconds, key=lambda item: -item[1])[:n]
 
 
 def folder_mb(folder: Path) -> float:
@@ -133,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the working folder afterwards")
     parser.add_argument("--cpu-max-batch", type=int, default=2,
                         help="without a GPU, train on at most this many images per batch (default 2)")
+    parser.add_argument("--cpu-batches", type=int, default=1,
+                        help="without a GPU, train and score this many batches per run (default 1; 2 on a GPU)")
     parser.add_argument("--gpu-memory-gb", type=float, default=None,
                         help="on a GPU, let PyTorch use at most this much memory (e.g. 16 for a T4)")
     parser.add_argument("--timeout", type=int, default=1200, help="seconds per cell (default 1200)")
@@ -153,9 +171,11 @@ def main(argv: list[str] | None = None) -> int:
            "TORCH_HOME": str(workdir / "torch")}
     if not gpu:
         env["SEG_DRY_RUN_MAX_BATCH"] = str(args.cpu_max_batch)
+        env["SEG_DRY_RUN_BATCHES"] = str(args.cpu_batches)    # full-size steps take seconds on a CPU
     print(f"dry run in {workdir}")
     print("device:", torch.cuda.get_device_name(0) if gpu else
-          f"CPU only: training batches cut to {args.cpu_max_batch} images (SEG_DRY_RUN_MAX_BATCH) "
+          f"CPU only: training batches cut to {args.cpu_max_batch} images (SEG_DRY_RUN_MAX_BATCH), "
+          f"{args.cpu_batches} batch(es) trained and scored per run (SEG_DRY_RUN_BATCHES) "
           "to stay inside a laptop's memory; on a GPU the full batches run")
     started = time.perf_counter()
     build_data_root(workdir / "data")
@@ -173,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         peak = (f"GPU peak {result['gpu_peak_mb']:.0f} MB" if "gpu_peak_mb" in result else
                 f"kernel RSS peak {result.get('cpu_rss_mb', float('nan')):.0f} MB")
         print(f"{'ok  ' if result['ok'] else 'FAIL'} {path.name:<32} {result['seconds']:6.0f} s  {peak}  "
-              f"runs {result['runs_mb']:.0f} MB on disk", flush=True)
+              f"runs {result['runs_mb']:.0f} MB on disk | slowest cells: "
+              + ", ".join(f"[{index}] {seconds:.0f} s" for index, seconds in result["slowest"]), flush=True)
         if not result["ok"]:
             print("     " + result["error"].replace("\n", "\n     "), flush=True)
     (workdir / "dry_run.json").write_text(json.dumps(results, indent=1))
