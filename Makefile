@@ -4,8 +4,8 @@ VENV   ?= .venv
 BIN    := $(abspath $(VENV))/bin
 STAMP  := $(VENV)/.installed
 # nbval's limit per notebook cell, in seconds. The longest cell (notebook 04's twelve runs) takes about
-# 8 minutes on a CPU with native bfloat16 and over 20 on one without (float32): raise it there, e.g.
-# `make test NBVAL_CELL_TIMEOUT=3600` (see the README).
+# 8 minutes on a 2-core CPU without native bfloat16 (float32); raise the limit on a slower machine,
+# e.g. `make test NBVAL_CELL_TIMEOUT=3600` (see the README).
 NBVAL_CELL_TIMEOUT ?= 1200
 # The venv's tools come first, so Jupyter kernels start with the venv's Python.
 export PATH := $(BIN):$(PATH)
