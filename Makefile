@@ -3,8 +3,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(abspath $(VENV))/bin
 STAMP  := $(VENV)/.installed
-# nbval's limit per notebook cell, in seconds. The longest cell (notebook 04's twelve runs) takes about
-# 8 minutes on a 2-core CPU without native bfloat16 (float32); raise the limit on a slower machine,
+# nbval's limit per notebook cell, in seconds. The longest cell (notebook 07's six runs) takes about
+# 7.5 minutes on a 2-core CPU without native bfloat16 (float32); raise the limit on a slower machine,
 # e.g. `make test NBVAL_CELL_TIMEOUT=3600` (see the README).
 NBVAL_CELL_TIMEOUT ?= 1200
 # The venv's tools come first, so Jupyter kernels start with the venv's Python.

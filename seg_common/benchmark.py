@@ -48,7 +48,8 @@ def _train_steps(model_name: str, batch_size: int, crop: Sequence[int], optimize
     x = torch.randn(batch_size, 3, *crop, device=device)
     y = torch.randint(0, num_classes, (batch_size, *crop), device=device)
     seconds = []
-    for _ in range(steps + 1):                  # the first step warms up (allocations, kernels)
+    warmup = dryrun.warmup_passes()
+    for _ in range(steps + warmup):             # the first step warms up (allocations, kernels)
         started = time.perf_counter()
         loss = with_aux(cross_entropy)(model(x), y)          # PSPNet's auxiliary head counts too
         opt.zero_grad(set_to_none=True)
@@ -57,7 +58,7 @@ def _train_steps(model_name: str, batch_size: int, crop: Sequence[int], optimize
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds.append(time.perf_counter() - started)
-    return sum(seconds[1:]) / steps
+    return sum(seconds[warmup:]) / steps
 
 
 def measure_step(model: str, batch_size: int, crop: Sequence[int] = (96, 96), *, optimizer: str = "sgd",
@@ -75,8 +76,8 @@ def measure_step(model: str, batch_size: int, crop: Sequence[int] = (96, 96), *,
         raise ValueError(f"batch_size and steps must be at least 1, got {batch_size} and {steps}")
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
-    crop = tuple(int(c) for c in crop)
-    if dryrun.active():                        # SEG_DRY_RUN: one timed step
+    crop = dryrun.measured_size(crop)          # a CPU dry run: a quarter of each side
+    if dryrun.active():                        # SEG_DRY_RUN: one timed step, no warm-up
         steps = 1
     device = torch.device(device) if device is not None else (
         torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu"))
@@ -123,14 +124,15 @@ def _inference_steps(model_name: str, size: Sequence[int], window, stride, flip:
     model.to(device).eval()
     x = torch.randn(1, 3, *size, device=device)
     seconds = []
+    warmup = dryrun.warmup_passes()
     with torch.inference_mode():
-        for _ in range(steps + 1):              # the first pass warms up
+        for _ in range(steps + warmup):         # the first pass warms up
             started = time.perf_counter()
             infer_logits(model, x, window=window, stride=stride, flip=flip)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             seconds.append(time.perf_counter() - started)
-    return sum(seconds[1:]) / steps
+    return sum(seconds[warmup:]) / steps
 
 
 def measure_inference(model: str, size: Sequence[int], *, window: Sequence[int] | None = None,
@@ -142,9 +144,9 @@ def measure_inference(model: str, size: Sequence[int], *, window: Sequence[int] 
     :func:`measure_step` (CUDA max allocated, or a fresh process's peak RSS on the CPU)."""
     if model not in MODELS:
         raise ValueError(f"Unknown model {model!r}. Choose one of: {', '.join(sorted(MODELS))}.")
-    size = tuple(int(v) for v in size)
-    window = tuple(int(v) for v in window) if window is not None else None
-    stride = tuple(int(v) for v in stride) if stride is not None else None
+    size, window, stride = (dryrun.measured_size(v) for v in (size, window, stride))   # CPU dry run: / 4
+    if dryrun.active():                        # SEG_DRY_RUN: one timed pass, no warm-up
+        steps = 1
     device = torch.device(device) if device is not None else (
         torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu"))
     result: dict[str, Any] = {"model": model, "size": list(size), "window": window, "flip": flip,

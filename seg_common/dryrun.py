@@ -13,7 +13,16 @@ cuts only the work, in the spirit of Lightning's ``fast_dev_run``:
   batch, so the dry run also finds out whether the recipe fits the card);
 * ``SEG_DRY_RUN_BATCHES=n`` sets both counts of batches to ``n`` (``make dry-run`` sets 1 on a
   machine without a GPU: a full-size step on a laptop CPU takes seconds, and one batch already
-  runs every line a second one would).
+  runs every line a second one would);
+* ``SEG_DRY_RUN_SCALE=s`` (0 < s <= 1) shrinks what the models see to ``s`` of each side: the
+  engine's training steps (images and labels), :func:`seg_common.engine.infer_logits` and
+  :func:`seg_common.engine.predict` (images; the logits are scaled back, so every caller gets the
+  sizes it asked for). ``make dry-run`` sets 0.5 on a machine without a GPU: the loaders, crops,
+  windows and label maps keep their real sizes, the networks' arithmetic costs a quarter. A GPU's
+  dry run keeps every size;
+* with a batch cap (a CPU), :mod:`seg_common.benchmark` measures without a warm-up pass and at a
+  quarter of each side (:func:`measured_size`): a CPU's timing of a GPU recipe means nothing, and
+  a 2048x1024 pass of a ResNet-101 costs a CPU tens of seconds. A GPU's dry run measures as usual.
 
 Cells that judge results (a check cell asserting that the mIoU beats a floor) skip their
 judgement in a dry run and say so: a model trained for two batches has nothing to judge.
@@ -29,6 +38,7 @@ from typing import Iterable, Iterator, Sequence, TypeVar
 T = TypeVar("T")
 
 ENV, MAX_BATCH_ENV, BATCHES_ENV = "SEG_DRY_RUN", "SEG_DRY_RUN_MAX_BATCH", "SEG_DRY_RUN_BATCHES"
+SCALE_ENV = "SEG_DRY_RUN_SCALE"
 EPOCHS, TRAIN_BATCHES, EVAL_BATCHES = 1, 2, 2     # the defaults; SEG_DRY_RUN_BATCHES overrides the two counts
 
 
@@ -49,6 +59,42 @@ def _positive(variable: str) -> int | None:
     if not value.isdigit() or int(value) < 1:
         raise ValueError(f"{variable} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def input_scale() -> float | None:
+    """The share of each side the models see in a dry run (``SEG_DRY_RUN_SCALE``), or None: all."""
+    value = os.environ.get(SCALE_ENV, "").strip()
+    if not active() or not value:
+        return None
+    try:
+        scale = float(value)
+    except ValueError:
+        scale = -1.0
+    if not 0 < scale <= 1:
+        raise ValueError(f"{SCALE_ENV} must be a number in (0, 1], got {value!r}")
+    return None if scale == 1 else scale
+
+
+def shrink(images, targets=None):
+    """``images`` ``[B, C, H, W]`` (and ``targets`` of the same height and width: class maps by
+    nearest neighbour, other maps bilinear) at :func:`input_scale` of each side; unchanged outside
+    a dry run with ``SEG_DRY_RUN_SCALE``, or when the targets are not maps of the images' size."""
+    scale = input_scale()
+    if scale is None or not hasattr(images, "ndim") or images.ndim != 4:
+        return images, targets
+    import torch.nn.functional as F
+
+    size = tuple(max(1, round(v * scale)) for v in images.shape[-2:])
+    if targets is not None:
+        if not hasattr(targets, "ndim") or targets.ndim < 3 or tuple(targets.shape[-2:]) != tuple(images.shape[-2:]):
+            return images, targets
+        maps = targets if targets.ndim == 4 else targets[:, None]
+        if targets.is_floating_point():
+            maps = F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
+        else:
+            maps = F.interpolate(maps.float(), size=size, mode="nearest").to(targets.dtype)
+        targets = maps if targets.ndim == 4 else maps[:, 0]
+    return F.interpolate(images, size=size, mode="bilinear", align_corners=False), targets
 
 
 def train_batches() -> int:
@@ -119,12 +165,35 @@ def skipped(what: str) -> bool:
     return False
 
 
+MEASURE_SHRINK = 4      # a CPU dry run measures at 1/4 of each side
+
+
+def measured_size(size: Sequence[int] | None) -> tuple[int, ...] | None:
+    """The size :mod:`seg_common.benchmark` measures at: ``size``, or in a dry run with a batch cap
+    (a CPU) each side divided by ``MEASURE_SHRINK``, at least 64 px (a ResNet then still has 2x2
+    features to normalise). None stays None."""
+    if size is None:
+        return None
+    size = tuple(int(v) for v in size)
+    if max_batch() is None:
+        return size
+    return tuple(max(64, v // MEASURE_SHRINK) for v in size)
+
+
+def warmup_passes() -> int:
+    """Untimed passes before a measurement: 1, or 0 in a dry run (its timings mean nothing)."""
+    return 0 if active() else 1
+
+
 def describe() -> str:
     """One line for the notebooks' set-up cell (empty outside a dry run)."""
     if not active():
         return ""
     cap = max_batch()
     batch = f", batches cut to {cap} images" if cap else ", full batches"
+    scale = input_scale()
+    if scale is not None:
+        batch += f", the networks see {scale:g} of each side"
     train, evaluation = train_batches(), eval_batches()
     return (f"DRY RUN ({ENV}=1): every setting kept; at most {EPOCHS} epoch per run, {train} "
             f"training batch{'es' if train > 1 else ''} per epoch, {evaluation} evaluation "

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import dryrun
 from .devices import use_channels_last
 from .precision import autocast_dtype
 
@@ -64,9 +65,19 @@ def infer_logits(model: nn.Module, images: torch.Tensor, *, window: Sequence[int
 
 def _forward(model: nn.Module, images: torch.Tensor, flip: bool) -> torch.Tensor:
     """The model's logits, averaged with those of the mirrored input mirrored back if ``flip``."""
-    logits = model(images)
+    logits = _model_logits(model, images)
     if flip:
-        logits = (logits + model(images.flip(-1)).flip(-1)) / 2
+        logits = (logits + _model_logits(model, images.flip(-1)).flip(-1)) / 2
+    return logits
+
+
+def _model_logits(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """``model(images)``; in a dry run with ``SEG_DRY_RUN_SCALE`` the model sees the images shrunk and
+    its logits are scaled back to the images' size (seg_common.dryrun)."""
+    small, _ = dryrun.shrink(images)
+    logits = model(small)
+    if small.shape[-2:] != images.shape[-2:] and torch.is_tensor(logits) and logits.ndim == 4:
+        logits = F.interpolate(logits, size=images.shape[-2:], mode="bilinear", align_corners=False)
     return logits
 
 
@@ -91,5 +102,5 @@ def predict(model: nn.Module, image: torch.Tensor, device: torch.device | str | 
         model.to(memory_format=torch.channels_last)
         batch = batch.contiguous(memory_format=torch.channels_last)
     with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-        logits = model(batch)
+        logits = _model_logits(model, batch)
     return logits.float().argmax(1)[0].cpu()

@@ -155,6 +155,7 @@ def train_one_epoch(
         for i, (images, targets) in enumerate(bar):
             if cap is not None:
                 images, targets = images[:cap], targets[:cap]
+            images, targets = dryrun.shrink(images, targets)   # SEG_DRY_RUN_SCALE (a CPU's dry run)
             images = images.to(device, non_blocking=True)
             targets = targets.to(device, non_blocking=True)
             if channels_last:

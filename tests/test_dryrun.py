@@ -164,3 +164,51 @@ def test_the_dry_run_ade20k_passes_for_the_download_with_its_instance_annotation
     root = prepare_ade20k(Profile("full", tmp_path))
     things = ADE20KSegmentation(root, "training", annotations="instance")
     assert len(things) == 9 and things.classes[0] != "thing 1"    # the instance list is read, not made up
+
+
+def test_a_cpu_dry_run_measures_a_quarter_of_each_side_without_warm_up(monkeypatch):
+    from seg_common.benchmark import measure_inference, measure_step
+
+    monkeypatch.delenv(dryrun.ENV, raising=False)
+    assert dryrun.measured_size((512, 1024)) == (512, 1024) and dryrun.warmup_passes() == 1
+    monkeypatch.setenv(dryrun.ENV, "1")
+    monkeypatch.delenv(dryrun.MAX_BATCH_ENV, raising=False)         # a GPU's dry run: full sizes
+    assert dryrun.measured_size((512, 1024)) == (512, 1024) and dryrun.warmup_passes() == 0
+    monkeypatch.setenv(dryrun.MAX_BATCH_ENV, "2")                   # a CPU's dry run
+    assert dryrun.measured_size((1024, 2048)) == (256, 512)
+    assert dryrun.measured_size((100, 300)) == (64, 75) and dryrun.measured_size(None) is None
+    step = measure_step("fcn8s_resnet18", 2, (512, 384), device="cpu")
+    assert step["crop"] == [128, 96]
+    inference = measure_inference("fcn8s_resnet18", (512, 1024), window=(256, 512), device="cpu")
+    assert inference["size"] == [128, 256] and inference["window"] == (64, 128)
+
+
+def test_a_scaled_dry_run_shows_the_networks_half_of_each_side_and_returns_full_size_outputs(monkeypatch):
+    from seg_common.engine import infer_logits, predict
+
+    class SizeNet(CountingNet):
+        def forward(self, x):
+            self.sizes = getattr(self, "sizes", []) + [tuple(x.shape[-2:])]
+            return super().forward(x)
+
+    monkeypatch.setenv(dryrun.SCALE_ENV, "0.5")
+    assert dryrun.input_scale() is None                       # outside a dry run nothing shrinks
+    monkeypatch.setenv(dryrun.ENV, "1")
+    assert dryrun.input_scale() == 0.5 and "see 0.5 of each side" in dryrun.describe()
+    images, labels = torch.randn(2, 3, 9, 12), torch.randint(0, 3, (2, 9, 12))
+    small, small_labels = dryrun.shrink(images, labels)
+    assert small.shape == (2, 3, 4, 6) and small_labels.shape == (2, 4, 6) and small_labels.dtype == labels.dtype
+    assert set(small_labels.unique().tolist()) <= set(labels.unique().tolist())      # nearest: no new classes
+    depth_maps = torch.rand(2, 4, 9, 12)                      # regression targets are interpolated
+    assert dryrun.shrink(images, depth_maps)[1].shape == (2, 4, 4, 6)
+    assert dryrun.shrink(images, torch.zeros(2, 5, 5))[0].shape == images.shape       # not maps: unchanged
+    model = SizeNet()
+    _fit(model, epochs=1)                                      # 8x8 training batches
+    assert model.sizes[0] == (4, 4)
+    model.eval()
+    assert infer_logits(model, torch.randn(1, 3, 20, 30)).shape == (1, 3, 20, 30) and model.sizes[-1] == (10, 15)
+    assert infer_logits(model, torch.randn(1, 3, 20, 30), window=(8, 8)).shape[-2:] == (20, 30)
+    assert predict(model, torch.randn(3, 20, 30)).shape == (20, 30) and model.sizes[-1] == (10, 15)
+    monkeypatch.setenv(dryrun.SCALE_ENV, "2")
+    with pytest.raises(ValueError, match=dryrun.SCALE_ENV):
+        dryrun.input_scale()

@@ -17,7 +17,9 @@ It builds, in a temporary folder,
 then executes copies of the notebooks with ``SEG_PROFILE=full SEG_DRY_RUN=1`` (see
 :mod:`seg_common.dryrun`), runs and figures in the temporary folder: the committed notebooks,
 ``runs/`` and ``pictures/`` stay untouched. Without a GPU the batches are cut to
-``--cpu-max-batch`` images (said in the output); on a GPU the full batches run, and
+``--cpu-max-batch`` images, one batch per run is trained and scored (``--cpu-batches``) and the
+networks see ``--cpu-scale`` of each side of their inputs (the data, crops and label maps keep
+their sizes; said in the output); on a GPU the full batches run, and
 ``--gpu-memory-gb 16`` caps the memory PyTorch may use to that of a 16 GB card. A table at the end
 gives each notebook's time and peak memory (GPU, or the kernel's resident memory on a CPU), and
 the disk its runs took; each notebook's runs are deleted before the next one starts (no notebook
@@ -151,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="without a GPU, train on at most this many images per batch (default 2)")
     parser.add_argument("--cpu-batches", type=int, default=1,
                         help="without a GPU, train and score this many batches per run (default 1; 2 on a GPU)")
+    parser.add_argument("--cpu-scale", type=float, default=0.5,
+                        help="without a GPU, the networks see this share of each side (default 0.5; 1 = all)")
     parser.add_argument("--gpu-memory-gb", type=float, default=None,
                         help="on a GPU, let PyTorch use at most this much memory (e.g. 16 for a T4)")
     parser.add_argument("--timeout", type=int, default=1200, help="seconds per cell (default 1200)")
@@ -172,10 +176,12 @@ def main(argv: list[str] | None = None) -> int:
     if not gpu:
         env["SEG_DRY_RUN_MAX_BATCH"] = str(args.cpu_max_batch)
         env["SEG_DRY_RUN_BATCHES"] = str(args.cpu_batches)    # full-size steps take seconds on a CPU
+        env["SEG_DRY_RUN_SCALE"] = str(args.cpu_scale)        # and a quarter of the arithmetic
     print(f"dry run in {workdir}")
     print("device:", torch.cuda.get_device_name(0) if gpu else
           f"CPU only: training batches cut to {args.cpu_max_batch} images (SEG_DRY_RUN_MAX_BATCH), "
-          f"{args.cpu_batches} batch(es) trained and scored per run (SEG_DRY_RUN_BATCHES) "
+          f"{args.cpu_batches} batch(es) trained and scored per run (SEG_DRY_RUN_BATCHES), "
+          f"the networks see {args.cpu_scale:g} of each side (SEG_DRY_RUN_SCALE), "
           "to stay inside a laptop's memory; on a GPU the full batches run")
     started = time.perf_counter()
     build_data_root(workdir / "data")
